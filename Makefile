@@ -1,0 +1,45 @@
+# One command each for the things people do. Every target bootstraps .venv from a
+# fresh clone with only Python 3.11+ and make: uv is installed into .uv/ with pip,
+# then `uv sync --frozen` installs the locked stack into .venv/ (about a second).
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+UV := .uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: demo test lint bench bench-sketch bench-pipeline bench-overhead clean
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(BIN)/ci-perf: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet --python $(PYTHON)
+	@touch $@
+
+demo: $(BIN)/ci-perf
+	$(BIN)/ci-perf demo --out ci-perf-demo
+
+test: lint
+	$(BIN)/pytest -q
+
+lint: $(BIN)/ci-perf
+	$(BIN)/ruff check ci_perf tests benchmarks
+	$(BIN)/ruff format --check ci_perf tests benchmarks
+	$(BIN)/mypy --strict ci_perf
+
+bench: bench-sketch bench-pipeline bench-overhead
+
+bench-sketch: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_sketch.py
+
+bench-pipeline: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+bench-overhead: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_overhead.py
+
+clean:
+	rm -rf .uv $(VENV) ci-perf-demo ci-perf-out .pytest_cache .mypy_cache .ruff_cache

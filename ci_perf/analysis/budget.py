@@ -1,0 +1,144 @@
+"""The performance budget: every rule of ``performance_budget`` checked against a run.
+
+Semantics (also in the README):
+
+* ``api_endpoints`` latency and error limits apply to **each endpoint** on its own.
+* ``api_endpoints.throughput_rps`` applies to the **aggregate** (all endpoints together).
+* ``endpoints`` overrides match ``"METHOD name"`` by glob (``*``, ``?``, ``[...]``),
+  in file order; a later match overrides an earlier one field by field. A
+  ``throughput_rps`` set in an override applies to that endpoint alone.
+* Latency limits and the error rate are upper bounds (pass when measured ≤ limit);
+  throughput is a lower bound (pass when measured ≥ limit).
+* An endpoint with no requests after warm-up gives ``no-data``, which does not fail.
+* ``database`` and ``external_services`` are kept and reported as not measured.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ci_perf.config import EndpointBudget, PerformanceBudget
+from ci_perf.results import AGGREGATE, RunResult, Stats
+
+NOT_MEASURED = "not measured: needs a server-metrics source"
+
+# budget field → (Stats field, human label, unit, upper bound?)
+RULES: dict[str, tuple[str, str, str, bool]] = {
+    "p50_latency_ms": ("p50_ms", "p50", "ms", True),
+    "p95_latency_ms": ("p95_ms", "p95", "ms", True),
+    "p99_latency_ms": ("p99_ms", "p99", "ms", True),
+    "max_latency_ms": ("max_ms", "max", "ms", True),
+    "error_rate_percent": ("error_rate_percent", "error rate", "%", True),
+    "throughput_rps": ("rps", "throughput", "rps", False),
+}
+
+RuleStatus = Literal["pass", "fail", "no-data"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class BudgetCheck(_Frozen):
+    endpoint: str
+    rule: str
+    label: str
+    unit: str
+    limit: float
+    measured: float | None
+    upper_bound: bool
+    status: RuleStatus
+    source: str  # "api_endpoints" or the override's glob
+
+
+class UnmeasuredRule(_Frozen):
+    section: str
+    rule: str
+    limit: float
+    reason: str = NOT_MEASURED
+
+
+class BudgetReport(_Frozen):
+    checks: list[BudgetCheck] = []
+    unmeasured: list[UnmeasuredRule] = []
+    unmatched_patterns: list[str] = []
+
+    @property
+    def violations(self) -> list[BudgetCheck]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+
+def effective_budget(budget: PerformanceBudget, endpoint: str) -> tuple[dict[str, float], dict[str, str]]:
+    """The limits that apply to one endpoint, and where each came from."""
+    limits: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    _apply(limits, sources, budget.api_endpoints, "api_endpoints", skip={"throughput_rps"})
+    for pattern, override in budget.endpoints.items():
+        if fnmatchcase(endpoint, pattern):
+            _apply(limits, sources, override, pattern, skip=set())
+    return limits, sources
+
+
+def _apply(
+    limits: dict[str, float],
+    sources: dict[str, str],
+    block: EndpointBudget,
+    source: str,
+    *,
+    skip: set[str],
+) -> None:
+    for field, value in block.model_dump(exclude_none=True).items():
+        if field not in skip:
+            limits[field] = value
+            sources[field] = source
+
+
+def _check(endpoint: str, stats: Stats, field: str, limit: float, source: str) -> BudgetCheck:
+    stat, label, unit, upper = RULES[field]
+    measured: float | None = getattr(stats, stat)
+    if stats.requests == 0 or measured is None:
+        status: RuleStatus = "no-data"
+    elif upper:
+        status = "pass" if measured <= limit else "fail"
+    else:
+        status = "pass" if measured >= limit else "fail"
+    return BudgetCheck(
+        endpoint=endpoint,
+        rule=field,
+        label=label,
+        unit=unit,
+        limit=limit,
+        measured=measured,
+        upper_bound=upper,
+        status=status,
+        source=source,
+    )
+
+
+def check_budget(budget: PerformanceBudget, result: RunResult) -> BudgetReport:
+    checks: list[BudgetCheck] = []
+    matched: set[str] = set()
+    for endpoint in result.endpoints:
+        limits, sources = effective_budget(budget, endpoint.name)
+        matched.update(p for p in budget.endpoints if fnmatchcase(endpoint.name, p))
+        checks.extend(_check(endpoint.name, endpoint.stats, f, limits[f], sources[f]) for f in RULES if f in limits)
+    throughput = budget.api_endpoints.throughput_rps
+    if throughput is not None:
+        checks.append(_check(AGGREGATE, result.aggregate, "throughput_rps", throughput, "api_endpoints"))
+    unmeasured = [
+        UnmeasuredRule(section=section, rule=rule, limit=limit)
+        for section, block in (("database", budget.database), ("external_services", budget.external_services))
+        for rule, limit in (block or {}).items()
+    ]
+    return BudgetReport(
+        checks=checks,
+        unmeasured=unmeasured,
+        unmatched_patterns=[p for p in budget.endpoints if p not in matched],
+    )

@@ -1,0 +1,183 @@
+"""Windows → totals: the collector's raw windows become a ``RunResult``.
+
+Pure: no I/O, no clock. Warm-up windows stay in the result (the statistics may
+want them) but every total covers only the measured part of the run, whose
+length comes from the recorded request timestamps, not from the configured
+duration (Locust's own clock stops early).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+
+from ci_perf import sketches
+from ci_perf.config import LoadSettings
+from ci_perf.results import (
+    CollectedEndpointWindow,
+    CollectedRun,
+    CpuSample,
+    EndpointResult,
+    EndpointWindow,
+    ErrorCount,
+    GeneratorHealth,
+    RunMeta,
+    RunResult,
+    Stats,
+)
+from ci_perf.sketches import Sketch
+
+SATURATED_CPU_PERCENT = 90.0
+TOP_ERRORS = 5
+QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
+
+
+def compute_stats(windows: Sequence[EndpointWindow], *, seconds: float) -> Stats:
+    latency = sketches.merge(w.latency for w in windows)
+    requests = sum(w.requests for w in windows)
+    failures = sum(w.failures for w in windows)
+    return stats_from(latency, requests=requests, failures=failures, seconds=seconds)
+
+
+def stats_from(latency: Sketch, *, requests: int, failures: int, seconds: float) -> Stats:
+    p50, p90, p95, p99, p999 = sketches.quantiles(latency, QUANTILES)
+    return Stats(
+        requests=requests,
+        failures=failures,
+        error_rate_percent=100.0 * failures / requests if requests else 0.0,
+        rps=requests / seconds if seconds > 0 else 0.0,
+        mean_ms=latency.sum / latency.count if latency.count else None,
+        p50_ms=p50,
+        p90_ms=p90,
+        p95_ms=p95,
+        p99_ms=p99,
+        p999_ms=p999,
+        max_ms=latency.max if latency.count else None,
+    )
+
+
+def top_errors(windows: Iterable[EndpointWindow], limit: int = TOP_ERRORS) -> list[ErrorCount]:
+    counts: Counter[str] = Counter()
+    for window in windows:
+        for error in window.errors:
+            counts[error.message] += error.count
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [ErrorCount(message=m, count=c) for m, c in ranked[:limit]]
+
+
+def scenario_keys(load: LoadSettings, endpoint_names: Iterable[str]) -> tuple[str, str]:
+    """(scenario key, load key): hashes of the load settings with and without the endpoint set.
+
+    Runs are only compared when their load was the same; the scenario key also
+    asks for the same endpoints, the load key is the fallback when they changed.
+    """
+    shape = load.model_dump(include={"profile", "users", "spawn_rate", "duration", "warmup", "think_time"})
+    load_key = _digest(shape)
+    return _digest({**shape, "endpoints": sorted(set(endpoint_names))}), load_key
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def generator_health(samples: Sequence[CpuSample], *, warnings: Sequence[str], since: float) -> GeneratorHealth:
+    """A process whose median CPU after warm-up reached 90 % of a core was saturated."""
+    by_process: dict[str, list[float]] = defaultdict(list)
+    for sample in samples:
+        if sample.at >= since:
+            by_process[sample.process].append(sample.percent)
+    medians = {name: statistics.median(values) for name, values in by_process.items() if values}
+    every = [p for values in by_process.values() for p in values]
+    saturated = [name for name, median in medians.items() if median >= SATURATED_CPU_PERCENT]
+    notes = list(warnings)
+    if saturated:
+        notes.append(
+            f"load generator CPU saturated ({', '.join(sorted(saturated))}: median ≥ {SATURATED_CPU_PERCENT:.0f}%); "
+            "the run measured Locust, not the target; raise load.processes or add workers"
+        )
+    workers = {name for name in by_process if name.startswith("worker")}
+    return GeneratorHealth(
+        processes=max(1, len(workers)),
+        cpu_median_percent=max(medians.values()) if medians else None,
+        cpu_max_percent=max(every) if every else None,
+        saturated=bool(saturated),
+        warnings=notes,
+    )
+
+
+def summarize_run(
+    collected: CollectedRun,
+    *,
+    load: LoadSettings,
+    target: str,
+    tool_version: str,
+    git_sha: str | None = None,
+    git_branch: str | None = None,
+) -> RunResult:
+    """Build the public result: per-endpoint and aggregate totals after warm-up, plus all windows."""
+    windows = collected.windows
+    if not windows:
+        raise ValueError("the run recorded no requests")
+    first = min(w.first_start for w in windows)
+    last = max(w.last_end for w in windows)
+    window_s = collected.window_s
+    if load.warmup > 0:
+        measured_from = math.ceil((first + load.warmup) / window_s - 1e-9) * window_s
+    else:
+        measured_from = math.floor(first / window_s) * window_s
+    measured_s = max(last - max(measured_from, first), 0.0)
+
+    by_endpoint: dict[str, list[CollectedEndpointWindow]] = defaultdict(list)
+    for window in windows:
+        by_endpoint[window.endpoint].append(window)
+    endpoints = []
+    measured_all: list[EndpointWindow] = []
+    for name in sorted(by_endpoint):
+        ordered = sorted(by_endpoint[name], key=lambda w: w.start)
+        kept = [
+            EndpointWindow(start=w.start, requests=w.requests, failures=w.failures, latency=w.latency, errors=w.errors)
+            for w in ordered
+        ]
+        measured = [w for w in kept if w.start >= measured_from - 1e-9]
+        measured_all.extend(measured)
+        endpoints.append(
+            EndpointResult(
+                name=name,
+                stats=compute_stats(measured, seconds=measured_s),
+                errors=top_errors(measured),
+                windows=kept,
+            )
+        )
+    scenario_key, load_key = scenario_keys(load, by_endpoint)
+    health = generator_health(collected.cpu, warnings=collected.cpu_warnings, since=measured_from)
+    reasons = [w for w in health.warnings if health.saturated and "saturated" in w]
+    if measured_s <= 0 or not measured_all:
+        reasons.append("no requests after the warm-up; lengthen load.duration or shorten load.warmup")
+    meta = RunMeta(
+        tool_version=tool_version,
+        locust_version=collected.locust_version,
+        target=target,
+        started_at=first,
+        ended_at=last,
+        duration_s=last - first,
+        measured_s=measured_s,
+        warmup_s=load.warmup,
+        window_s=window_s,
+        load={**load.model_dump(), "peak_users": collected.peak_users},
+        scenario_key=scenario_key,
+        load_key=load_key,
+        git_sha=git_sha,
+        git_branch=git_branch,
+        generator=health,
+        reliable=not reasons,
+        unreliable_reasons=reasons,
+    )
+    return RunResult(
+        meta=meta,
+        aggregate=compute_stats(measured_all, seconds=measured_s),
+        endpoints=endpoints,
+    )

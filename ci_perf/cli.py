@@ -1,0 +1,114 @@
+"""The ``ci-perf`` command line: run, validate, schema, demo, demo-service.
+
+Only this module (and ``action`` later) reads ``os.environ`` and ``sys.argv``;
+everything below gets plain values. Every ``CiPerfError`` becomes one sentence on
+stderr and its documented exit code (0 pass, 1 gate failed, 2 bad input,
+3 environment failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ci_perf import __version__
+from ci_perf.config import DEFAULT_CONFIG_NAME, config_schema, load_config
+from ci_perf.errors import EXIT_BAD_INPUT, CiPerfError
+
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ci-perf",
+        description="Load-test a service with Locust, compare with the baseline, check the budget, report.",
+    )
+    parser.add_argument("--version", action="version", version=f"ci-perf {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the load test, compare, check the budget, write the report")
+    run.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG_NAME), help="default: %(default)s")
+    run.add_argument("--target", help="base URL of the service under test (overrides target:)")
+    run.add_argument("--out", type=Path, default=Path("ci-perf-out"), help="output folder (default: %(default)s)")
+    run.add_argument("--record", action="store_true", help="append this run to the baseline store")
+    run.add_argument("--branch", help="branch this run belongs to (default: from CI variables or git)")
+    run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.epilog = "Arguments after -- go to Locust unchanged, e.g. -- --tags checkout"
+
+    validate = commands.add_parser("validate", help="check a config file and say what is wrong")
+    validate.add_argument("file", type=Path, nargs="?", default=Path(DEFAULT_CONFIG_NAME))
+
+    commands.add_parser("schema", help="print the JSON Schema of ci-perf.yml (for editor completion)")
+
+    demo = commands.add_parser("demo", help="the whole pipeline against the bundled demo service")
+    demo.add_argument("--out", type=Path, default=Path("ci-perf-demo"), help="output folder (default: %(default)s)")
+
+    commands.add_parser("demo-service", help="run the bundled demo service (see --help)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["demo-service"]:
+        from ci_perf.demo.service import main as service_main
+
+        return service_main(args_in[1:])
+    extra: list[str] = []
+    if "--" in args_in:
+        cut = args_in.index("--")
+        args_in, extra = args_in[:cut], args_in[cut + 1 :]
+    args = _parser().parse_args(args_in)
+    if extra and args.command != "run":
+        print("ci-perf: error: only `run` passes arguments after -- to Locust", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return _dispatch(args, extra)
+    except CiPerfError as exc:
+        print(f"ci-perf: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\nci-perf: interrupted; Locust was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.command == "schema":
+        print(json.dumps(config_schema(), indent=2))
+        return 0
+    if args.command == "validate":
+        config = load_config(args.file)
+        source = config.locustfile or f"{len(config.endpoints or [])} endpoints"
+        print(f"{args.file}: valid ({source}, {config.load.users} users for {config.load.duration:g} s)")
+        return 0
+    from ci_perf.pipeline import progress_printer
+
+    progress = progress_printer(sys.stderr, interactive=sys.stderr.isatty())
+    if args.command == "demo":
+        from ci_perf.demo.run import run_demo
+
+        return run_demo(out_dir=args.out, environ=dict(os.environ), stream=sys.stdout, progress=progress)
+    from ci_perf.pipeline import run_pipeline
+
+    config = load_config(args.config)
+    outcome = run_pipeline(
+        config,
+        out_dir=args.out,
+        target=args.target,
+        record=args.record,
+        branch=args.branch,
+        extra_args=extra,
+        environ=dict(os.environ),
+        cwd=Path.cwd(),
+        progress=None if args.quiet else progress,
+    )
+    if outcome.recorded_at:
+        print(f"ci-perf: recorded as a baseline run: {outcome.recorded_at}")
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""The ``ci-perf.yml`` file: its models, loading, and readable validation errors.
+
+Everything here is validated with ``extra="forbid"`` so that a typo is an error,
+not a silently ignored setting. ``load_config`` is the only way in; it turns
+YAML and pydantic errors into one ``ConfigError`` that names the file, the
+field (with its line) and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ci_perf.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "ci-perf.yml"
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_HINT = "write a number with a unit, e.g. 90s, 2m, 1h or 1m30s"
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90s``, ``2m``, ``1h``, ``1m30s``, ``250ms`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}; {DURATION_HINT}")  # noqa: TRY004 - pydantic wants ValueError
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration, got {value!r}; {DURATION_HINT}")  # noqa: TRY004 - pydantic wants ValueError
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if not text or _DURATION_PART.sub("", text) != "":
+        raise ValueError(f"{value!r} is not a duration; {DURATION_HINT}")
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """The inverse of ``parse_duration`` for display: ``90s`` → ``1m30s``."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts) or "0s"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def check_http_url(value: str) -> str:
+    """Accept only absolute http(s) URLs; return them without a trailing slash."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL; write it like http://127.0.0.1:8000")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(v) if isinstance(v, str) else v)]
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Endpoint(_Model):
+    """One request of zero-code mode; ``name`` is how it appears in every table."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    path: str
+    body: Any = None
+    weight: int = Field(default=1, ge=1)
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"path {path!r} must start with '/', e.g. /api/products")
+        return path
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _endpoint_from_line(value: object) -> object:
+    """``"POST /api/orders {"id": 1}"`` → the mapping form of ``Endpoint``."""
+    if not isinstance(value, str):
+        return value
+    method, _, rest = value.strip().partition(" ")
+    path, _, body_text = rest.strip().partition(" ")
+    if method.upper() not in HTTP_METHODS or not path:
+        raise ValueError(f"{value!r} is not 'METHOD /path [json body]', e.g. 'GET /api/products?page=1'")
+    endpoint: dict[str, object] = {"method": method.upper(), "path": path}
+    if body_text.strip():
+        try:
+            endpoint["body"] = json.loads(body_text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the body of {value!r} is not valid JSON ({exc.msg})") from exc
+    return endpoint
+
+
+class LoadSettings(_Model):
+    """How much load, for how long. Profiles other than ``load`` come with the load-profile work."""
+
+    profile: Literal["load"] = "load"
+    users: int = Field(default=20, ge=1)
+    spawn_rate: float = Field(default=10.0, gt=0)
+    duration: Duration = 60.0
+    warmup: Duration = 10.0
+    window: Duration | Literal["auto"] = "auto"
+    processes: int = Field(default=1, ge=1, le=256)
+    stop_timeout: Duration = 10.0
+    think_time: Duration = 0.0
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"duration must be positive; {DURATION_HINT}")
+        return value
+
+    @field_validator("warmup", "stop_timeout", "think_time")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must be zero or positive, e.g. 10s")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window_at_least_a_second(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and value < 1:
+            raise ValueError("a statistics window shorter than 1s is too noisy; use 1s or more, or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _warmup_shorter_than_duration(self) -> LoadSettings:
+        if self.warmup >= self.duration:
+            raise ValueError(
+                f"warmup ({format_duration(self.warmup)}) must be shorter than duration "
+                f"({format_duration(self.duration)}); shorten warmup or lengthen duration"
+            )
+        return self
+
+    def window_seconds(self) -> float:
+        """Window length: ≥ 30 windows after warm-up, never under 1 s, a round number."""
+        if self.window != "auto":
+            return float(self.window)
+        wanted = (self.duration - self.warmup) / 30
+        return max([1.0] + [w for w in (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0) if w <= wanted])
+
+
+class Readiness(_Model):
+    path: str = "/"
+    timeout: Duration = 60.0
+    interval: Duration = 0.5
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"path {path!r} must start with '/', e.g. /health")
+        return path
+
+
+PositiveNumber = Annotated[float, Field(gt=0)]
+
+
+class EndpointBudget(_Model):
+    """The seed's ``api_endpoints`` block; every limit is optional."""
+
+    p50_latency_ms: PositiveNumber | None = None
+    p95_latency_ms: PositiveNumber | None = None
+    p99_latency_ms: PositiveNumber | None = None
+    max_latency_ms: PositiveNumber | None = None
+    error_rate_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    throughput_rps: PositiveNumber | None = None
+
+
+class PerformanceBudget(_Model):
+    """The seed's ``performance_budget`` block, accepted verbatim, plus per-endpoint overrides.
+
+    ``database`` and ``external_services`` need a server-metrics source; they are
+    kept and shown as "not measured", never dropped.
+    """
+
+    api_endpoints: EndpointBudget = EndpointBudget()
+    endpoints: dict[str, EndpointBudget] = {}
+    database: dict[str, float] | None = None
+    external_services: dict[str, float] | None = None
+
+
+class Comparison(_Model):
+    baseline_branch: str = "main"
+    history: int = Field(default=20, ge=1, le=1000)
+    min_effect_percent: float = Field(default=5.0, ge=0)
+    fail_on: list[Literal["budget", "regression"]] = ["budget", "regression"]
+
+
+class StoreSettings(_Model):
+    path: str = ".ci-perf"
+
+
+class Config(_Model):
+    """A whole ``ci-perf.yml``. Relative paths are relative to the file's folder."""
+
+    target: HttpUrl | None = None
+    locustfile: str | None = None
+    endpoints: list[Annotated[Endpoint, BeforeValidator(_endpoint_from_line)]] | None = None
+    load: LoadSettings = LoadSettings()
+    readiness: Readiness = Readiness()
+    performance_budget: PerformanceBudget = PerformanceBudget()
+    comparison: Comparison = Comparison()
+    store: StoreSettings = StoreSettings()
+
+    @model_validator(mode="after")
+    def _one_source_of_users(self) -> Config:
+        if self.locustfile and self.endpoints:
+            raise ValueError("set either locustfile or endpoints, not both")
+        if not self.locustfile and not self.endpoints:
+            raise ValueError("set locustfile: (a Locust file) or endpoints: (a list like 'GET /api/products')")
+        return self
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON Schema of ``ci-perf.yml`` for editor completion."""
+    schema = Config.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ci-perf.yml"
+    return schema
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file, or raise one ``ConfigError`` a person can act on."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such config file; create one (see `ci-perf schema`) or pass --config") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc})") from exc
+    return parse_config(text, source=path)
+
+
+def parse_config(text: str, *, source: Path) -> Config:
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}{where}: invalid YAML: {problem}; fix the syntax there") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings like 'target: ...'")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source=source, root=root)) from exc
+    return _resolve_paths(config, source=source, root=root)
+
+
+def _resolve_paths(config: Config, *, source: Path, root: yaml.Node | None) -> Config:
+    base = source.parent
+    updates: dict[str, Any] = {}
+    if config.locustfile:
+        locustfile = base / config.locustfile
+        if not locustfile.is_file():
+            line = _line_of(root, ["locustfile"])
+            raise ConfigError(
+                f"{source}:{line}: locustfile: {locustfile} does not exist; "
+                "fix the path (it is relative to the config file's folder)"
+            )
+        updates["locustfile"] = str(locustfile)
+    updates["store"] = StoreSettings(path=str(base / config.store.path))
+    return config.model_copy(update=updates)
+
+
+def _explain(exc: ValidationError, *, source: Path, root: yaml.Node | None) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [part for part in error["loc"] if not _is_validator_tag(part)]
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = _line_of(root, loc)
+        where = f"{source}:{line}" if line else str(source)
+        lines.append(f"{where}: {field}: {_message(error, loc)}")
+    shown = lines[:5]
+    if len(lines) > 5:
+        shown.append(f"... and {len(lines) - 5} more problems")
+    return "\n".join(shown)
+
+
+def _is_validator_tag(part: object) -> bool:
+    # pydantic adds union-member tags such as "function-before[...]" or "float" to locations
+    return isinstance(part, str) and (part.startswith("function-") or part in {"float", "literal['auto']", "str"})
+
+
+def _message(error: Any, loc: list[Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else f"allowed here: {', '.join(allowed)}"
+        return f"unknown key; {hint}"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind in {"float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"}:
+        return f"expected a number, got {error['input']!r}; write a plain number such as 200"
+    if kind == "literal_error":
+        return f"got {error['input']!r}; {error['msg'].lower()}"
+    if kind == "missing":
+        return "this setting is required"
+    return f"{error['msg']} (got {error['input']!r})"
+
+
+def _allowed_keys(loc: list[Any]) -> list[str]:
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        model = _model_in(annotation)
+    return sorted(model.model_fields) if model else []
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (or its nearest parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((k for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                return line
+            line = match.start_mark.line + 1
+            node = {k.value: v for k, v in node.value}.get(str(part))
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,107 @@
+"""``ci-perf demo``: the whole product on one machine in about a minute.
+
+Starts the bundled demo service on a free loopback port, records three baseline
+runs on ``main`` into a fresh local store, slows ``POST /api/orders`` by 30 %,
+runs the candidate, prints the report and writes it to the out directory, and
+stops the service — whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from ci_perf.config import Config, parse_config
+from ci_perf.errors import EnvironmentFailure
+from ci_perf.loadtest.runner import ProgressSink
+from ci_perf.pipeline import run_pipeline
+
+DEMO_CONFIG = Path(__file__).with_name("ci-perf.yml")
+BASELINE_RUNS = 3
+SLOWED_ROUTE = "POST /api/orders"
+SLOWDOWN = 1.30
+
+
+@contextmanager
+def demo_service(knobs: Mapping[str, object] | None = None) -> Iterator[str]:
+    """Run the demo service in a child process; yield its base URL; always stop it."""
+    command = [sys.executable, "-m", "ci_perf.demo.service", "--port", "0", "--knobs", json.dumps(knobs or {})]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        if "listening on " not in line:
+            error = child.stderr.read() if child.stderr else ""
+            raise EnvironmentFailure(f"the demo service did not start: {error.strip() or line.strip() or 'no output'}")
+        yield line.rsplit("listening on ", 1)[1].strip()
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def set_knobs(base_url: str, changes: Mapping[str, object]) -> dict[str, object]:
+    response = httpx.post(f"{base_url}/__knobs", json=changes, timeout=5)
+    response.raise_for_status()
+    state: dict[str, object] = response.json()
+    return state
+
+
+def demo_config(target: str, store: Path) -> Config:
+    config = parse_config(DEMO_CONFIG.read_text(encoding="utf-8"), source=DEMO_CONFIG)
+    return config.model_copy(update={"target": target, "store": config.store.model_copy(update={"path": str(store)})})
+
+
+def run_demo(*, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressSink | None) -> int:
+    store = out_dir / "store"
+    shutil.rmtree(store, ignore_errors=True)
+    with demo_service() as url:
+        config = demo_config(url, store)
+        stream.write(f"ci-perf demo: service on {url}; recording {BASELINE_RUNS} baseline runs on 'main'\n")
+        for number in range(1, BASELINE_RUNS + 1):
+            outcome = run_pipeline(
+                config,
+                out_dir=out_dir / f"baseline-{number}",
+                record=True,
+                branch="main",
+                environ=environ,
+                cwd=Path.cwd(),
+                progress=progress,
+                echo=None,
+            )
+            stats = outcome.result.aggregate
+            stream.write(
+                f"\nci-perf demo: baseline {number}/{BASELINE_RUNS}: {stats.requests:,} requests, "
+                f"p95 {stats.p95_ms or 0:.1f} ms, {stats.rps:.0f} rps\n"
+            )
+        knobs = set_knobs(url, {})["knobs"]
+        latency = float(knobs[SLOWED_ROUTE]["latency_ms"])  # type: ignore[index]
+        set_knobs(url, {SLOWED_ROUTE: {"latency_ms": latency * SLOWDOWN}})
+        stream.write(
+            f"ci-perf demo: candidate: {SLOWED_ROUTE} slowed from {latency:g} to {latency * SLOWDOWN:g} ms "
+            f"(+{(SLOWDOWN - 1) * 100:.0f} %)\n\n"
+        )
+        outcome = run_pipeline(
+            config,
+            out_dir=out_dir,
+            branch="demo-candidate",
+            environ=environ,
+            cwd=Path.cwd(),
+            progress=progress,
+            echo=stream,
+        )
+    stream.write(
+        f"\nci-perf demo: wrote {out_dir / 'result.json'}, {out_dir / 'report.md'}, {out_dir / 'report.json'}; "
+        f"`ci-perf run` would exit {outcome.exit_code} ({'gate failed' if outcome.exit_code else 'pass'})\n"
+    )
+    return 0

@@ -1,0 +1,176 @@
+"""The bundled demo service: a small shop API with latency, jitter and error knobs.
+
+Used by ``make demo`` and by the tests as a real HTTP target on loopback. It
+counts every request it serves (``GET /__stats``) so tests can check that
+ci-perf's counts are exact, and its knobs can be changed while it runs
+(``POST /__knobs``) to inject a slowdown or failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ROUTES: dict[str, re.Pattern[str]] = {
+    "GET /api/products": re.compile(r"/api/products"),
+    "GET /api/products/{id}": re.compile(r"/api/products/\d+"),
+    "POST /api/orders": re.compile(r"/api/orders"),
+    "GET /health": re.compile(r"/health"),
+}
+
+
+class Knob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(default=0.0, ge=0)
+    jitter_ms: float = Field(default=0.0, ge=0)
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+
+
+DEFAULT_KNOBS = {
+    "GET /api/products": Knob(latency_ms=12, jitter_ms=1.5),
+    "GET /api/products/{id}": Knob(latency_ms=6, jitter_ms=1),
+    "POST /api/orders": Knob(latency_ms=25, jitter_ms=2.5),
+    "GET /health": Knob(),
+}
+
+
+class DemoState:
+    def __init__(self, knobs: dict[str, Knob]) -> None:
+        self.knobs = dict(knobs)
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def update(self, changes: dict[str, Any]) -> None:
+        with self.lock:
+            for route, values in changes.items():
+                if route not in self.knobs:
+                    raise KeyError(route)
+                self.knobs[route] = self.knobs[route].model_copy(update=Knob(**values).model_dump(exclude_unset=True))
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "counts": dict(self.counts),
+                "total": sum(n for route, n in self.counts.items() if route != "GET /health"),
+                "knobs": {route: knob.model_dump() for route, knob in self.knobs.items()},
+            }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # the stdlib's backlog of 5 makes a burst of new connections wait ~1 s for a retransmit
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], state: DemoState) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes; Nagle would delay the second ~40 ms
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002 - stdlib signature; stay quiet
+        return
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        state = self.server.state
+        if path == "/__stats":
+            self._reply(200, state.snapshot())
+            return
+        if path == "/__knobs" and method == "POST":
+            try:
+                state.update(json.loads(body or b"{}"))
+            except (ValueError, KeyError, TypeError) as exc:
+                self._reply(400, {"error": f"bad knobs: {exc}"})
+                return
+            self._reply(200, state.snapshot())
+            return
+        route = next((r for r, rx in ROUTES.items() if r.startswith(method + " ") and rx.fullmatch(path)), None)
+        if route is None:
+            with state.lock:
+                state.counts[f"{method} (unknown)"] += 1
+            self._reply(404, {"error": "not found"})
+            return
+        with state.lock:
+            state.counts[route] += 1
+            knob = state.knobs[route]
+        delay = knob.latency_ms + random.uniform(-knob.jitter_ms, knob.jitter_ms)  # noqa: S311 - simulated jitter
+        if delay > 0:
+            time.sleep(delay / 1000)
+        if knob.error_rate and random.random() < knob.error_rate:  # noqa: S311 - simulated failures
+            self._reply(500, {"error": "injected failure"})
+            return
+        self._reply(200 if method == "GET" else 201, _payload(route))
+
+    def _reply(self, status: int, payload: object) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _payload(route: str) -> object:
+    if route == "GET /api/products":
+        return [{"id": i, "name": f"product {i}", "price": 10 + i} for i in range(10)]
+    if route == "GET /health":
+        return {"status": "ok"}
+    return {"id": 1, "status": "ok"}
+
+
+def serve(host: str, port: int, knobs: dict[str, Knob]) -> _Server:
+    """Start the service in a background thread; ``server.server_address`` has the port."""
+    server = _Server((host, port), DemoState(knobs))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ci-perf demo-service", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on the first line)")
+    parser.add_argument("--knobs", default="{}", help='JSON, e.g. \'{"POST /api/orders": {"latency_ms": 40}}\'')
+    args = parser.parse_args(argv)
+    knobs = dict(DEFAULT_KNOBS)
+    try:
+        for route, values in json.loads(args.knobs).items():
+            knobs[route] = knobs.get(route, Knob()).model_copy(update=Knob(**values).model_dump(exclude_unset=True))
+    except (ValueError, TypeError, AttributeError) as exc:
+        print(f"ci-perf demo-service: --knobs: {exc}", file=sys.stderr)
+        return 2
+    server = serve(args.host, args.port, knobs)
+    print(f"ci-perf demo service listening on http://{args.host}:{server.server_port}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

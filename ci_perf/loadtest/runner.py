@@ -1,0 +1,273 @@
+"""Runs Locust as a child process and brings back what the collector measured.
+
+Locust lives in its own process (``import locust`` monkey-patches the whole
+interpreter with gevent) and in its own process group, so that on exit, on a
+timeout or on Ctrl-C one ``killpg`` ends the master and every worker: no
+orphan ever joins a later run. Master sockets get free loopback ports.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import math
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from ci_perf.config import Config
+from ci_perf.errors import EnvironmentFailure, InputError
+from ci_perf.results import CollectedRun
+
+COLLECTOR = Path(__file__).with_name("collector.py")
+ZERO_CODE = Path(__file__).with_name("zero_code.py")
+STARTED = "CI_PERF_STARTED"
+PROGRESS = "CI_PERF_PROGRESS "
+STARTUP_GRACE_S = 60.0
+KILL_GRACE_S = 5.0
+SECRET_VARIABLES = ("GITHUB_TOKEN", "INPUT_GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN")
+
+# flags that ci-perf.yml owns; passing them after `--` would make the config lie
+_OWNED_FLAGS = {
+    "-t": "load.duration",
+    "--run-time": "load.duration",
+    "-u": "load.users",
+    "--users": "load.users",
+    "-r": "load.spawn_rate",
+    "--spawn-rate": "load.spawn_rate",
+    "--processes": "load.processes",
+    "-f": "locustfile",
+    "--locustfile": "locustfile",
+    "-H": "target (or --target)",
+    "--host": "target (or --target)",
+}
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    collected: CollectedRun
+    collected_path: Path
+    log_path: Path
+    wall_s: float
+
+
+ProgressSink = Callable[[Mapping[str, Any]], None]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def check_extra_args(extra_args: Sequence[str]) -> None:
+    for arg in extra_args:
+        flag = arg.split("=", 1)[0]
+        if flag in _OWNED_FLAGS:
+            raise InputError(
+                f"extra Locust argument {flag} is set by ci-perf; set {_OWNED_FLAGS[flag]} in the config instead"
+            )
+
+
+def check_locustfile(path: Path) -> None:
+    """Catch a syntax error here, with its line, instead of deep inside Locust's output."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"locustfile {path}: cannot read it ({exc.strerror or exc})") from exc
+    try:
+        ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise InputError(f"locustfile {path}:{exc.lineno}: syntax error: {exc.msg}; fix that line") from exc
+
+
+def locust_command(config: Config, *, target: str, extra_args: Sequence[str]) -> list[str]:
+    load = config.load
+    locustfile = config.locustfile or str(ZERO_CODE)
+    command = [
+        sys.executable, "-m", "locust",
+        "-f", f"{COLLECTOR},{locustfile}",
+        "--headless", "--only-summary",
+        "--host", target,
+        "--users", str(load.users),
+        "--spawn-rate", str(load.spawn_rate),
+        "--stop-timeout", str(math.ceil(load.stop_timeout)),
+        "--exit-code-on-error", "0",
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+    if load.processes > 1:
+        port = free_port()
+        command += [
+            "--processes", str(load.processes),
+            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+            "--master-host", "127.0.0.1", "--master-port", str(port),
+        ]  # fmt: skip
+    return command + list(extra_args)
+
+
+def child_environment(config: Config, *, collect_out: Path, progress: bool, base: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment: ours plus the collector's settings, minus any token.
+
+    The locustfile is the pull request's code; it never sees the GitHub token.
+    """
+    env = {k: v for k, v in base.items() if k not in SECRET_VARIABLES}
+    env.update(
+        CI_PERF_COLLECT_OUT=str(collect_out),
+        CI_PERF_WINDOW_S=str(config.load.window_seconds()),
+        CI_PERF_RUN_TIME=str(config.load.duration),
+        CI_PERF_PROGRESS="1" if progress else "0",
+        CI_PERF_THINK_TIME=str(config.load.think_time),
+        PYTHONUNBUFFERED="1",
+    )
+    if config.endpoints:
+        env["CI_PERF_ENDPOINTS"] = json.dumps([e.model_dump() for e in config.endpoints])
+    return env
+
+
+def run_locust(
+    config: Config,
+    *,
+    target: str,
+    out_dir: Path,
+    extra_args: Sequence[str] = (),
+    on_progress: ProgressSink | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadRun:
+    """Run one load test and return the collector's merged windows.
+
+    The caller checks ``extra_args`` and the locustfile first (``check_extra_args``,
+    ``check_locustfile``). Raises ``InputError`` when Locust refuses the locustfile or flags before the
+    test starts, ``EnvironmentFailure`` when it dies or overruns afterwards.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    collect_out = out_dir / "collected.json"
+    collect_out.unlink(missing_ok=True)
+    log_path = out_dir / "locust.log"
+    command = locust_command(config, target=target, extra_args=extra_args)
+    env = child_environment(
+        config, collect_out=collect_out, progress=on_progress is not None, base=environ or os.environ
+    )
+    deadline_s = config.load.duration + config.load.stop_timeout + STARTUP_GRACE_S + 60
+    began = time.monotonic()
+    with log_path.open("w", encoding="utf-8") as log:
+        started, returncode, timed_out = _supervise(
+            command, env=env, log=log, deadline_s=deadline_s, on_progress=on_progress
+        )
+    wall_s = time.monotonic() - began
+    if not started:
+        raise InputError(f"Locust did not start the test: {_last_error(log_path)} (full log: {log_path})")
+    if timed_out:
+        raise EnvironmentFailure(f"Locust ran past {deadline_s:.0f}s and was stopped; see {log_path}")
+    if not collect_out.is_file():
+        raise EnvironmentFailure(f"Locust exited (code {returncode}) without writing measurements; see {log_path}")
+    try:
+        collected = CollectedRun.model_validate_json(collect_out.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise EnvironmentFailure(
+            f"the collector wrote an unreadable file {collect_out}: {exc.errors()[0]['msg']}"
+        ) from exc
+    return LoadRun(collected=collected, collected_path=collect_out, log_path=log_path, wall_s=wall_s)
+
+
+def _supervise(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    log: TextIO,
+    deadline_s: float,
+    on_progress: ProgressSink | None,
+) -> tuple[bool, int | None, bool]:
+    """Run the child in its own group; return (test started, exit code, timed out)."""
+    child = subprocess.Popen(  # noqa: S603 - the command is built from our own validated settings
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(child.stdout, lines), daemon=True)
+    reader.start()
+    started = False
+    master_exited = False
+    deadline = time.monotonic() + deadline_s
+    try:
+        while True:
+            if not master_exited and child.poll() is not None:
+                # workers outliving their master would keep the pipe open: end the group
+                master_exited = True
+                _kill_group(child)
+            try:
+                line = lines.get(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    _kill_group(child)
+                    return started, None, True
+                continue
+            if line is None:
+                break
+            if line.startswith(PROGRESS):
+                if on_progress is not None:
+                    on_progress(json.loads(line[len(PROGRESS) :]))
+                continue
+            if line.strip() == STARTED:
+                started = True
+                continue
+            log.write(line)
+        returncode = child.wait(timeout=KILL_GRACE_S)
+    except BaseException:
+        _kill_group(child)
+        raise
+    finally:
+        _kill_group(child)
+    return started, returncode, False
+
+
+def _pump(stream: TextIO | None, lines: queue.Queue[str | None]) -> None:
+    if stream is not None:
+        for line in stream:
+            lines.put(line)
+    lines.put(None)
+
+
+def _kill_group(child: subprocess.Popen[str]) -> None:
+    """End the child's whole process group: TERM, a grace period, then KILL."""
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=KILL_GRACE_S)
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def _last_error(log_path: Path) -> str:
+    """The most telling line of a failed start: Locust's own error, or a traceback's last line."""
+    lines = [
+        line.strip() for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()
+    ]
+    # without User classes Locust says so, or (where pytest is installed) tries pytest-style files and fails
+    if any("No User class found" in line or "load_locustfile_pytest" in line for line in lines):
+        return "the locustfile defines no User class; add one deriving from HttpUser or FastHttpUser"
+    for line in reversed(lines):
+        if line.startswith(("error:", "locust: error:")) or "Error" in line.split(":", 1)[0]:
+            return line
+    return lines[-1] if lines else "it printed nothing"

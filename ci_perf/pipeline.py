@@ -1,0 +1,149 @@
+"""The composition root of ``ci-perf run``: readiness → Locust → summary → store → analysis → report.
+
+This is the one place that wires edges (Locust, the store, files, the terminal)
+to the pure core; every side effect it needs comes in as a parameter.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ci_perf import __version__
+from ci_perf.analysis.budget import check_budget
+from ci_perf.analysis.compare import compare_runs
+from ci_perf.analysis.summarize import summarize_run
+from ci_perf.config import Config, check_http_url
+from ci_perf.errors import EXIT_GATE_FAILED, EXIT_PASS, InputError
+from ci_perf.gitinfo import detect_git
+from ci_perf.loadtest.readiness import wait_until_ready
+from ci_perf.loadtest.runner import ProgressSink, check_extra_args, check_locustfile, run_locust
+from ci_perf.report import Report, build_report, render_markdown, render_terminal
+from ci_perf.results import RunResult, save_result
+from ci_perf.store.local import LocalStore
+
+PLAIN_PROGRESS_EVERY_S = 10.0
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    result: RunResult
+    report: Report
+    exit_code: int
+    recorded_at: str | None
+
+
+def progress_printer(stream: TextIO, *, interactive: bool) -> ProgressSink:
+    """A live line on a terminal; one plain line every ~10 s in a CI log."""
+    last_plain = [0.0]
+
+    def show(p: Mapping[str, Any]) -> None:
+        p95 = p.get("p95_ms")
+        line = (
+            f"ci-perf: {p['elapsed']:.0f}/{p['total']:.0f} s  {p['rps']:.0f} rps  "
+            f"{p['requests']:.0f} requests  {p['failures']:.0f} errors  p95 {'-' if p95 is None else f'{p95:.1f} ms'}"
+        )
+        if interactive:
+            stream.write("\r\033[K" + line)
+            stream.flush()
+        elif time.monotonic() - last_plain[0] >= PLAIN_PROGRESS_EVERY_S:
+            last_plain[0] = time.monotonic()
+            stream.write(line + "\n")
+            stream.flush()
+
+    return show
+
+
+def run_pipeline(
+    config: Config,
+    *,
+    out_dir: Path,
+    target: str | None = None,
+    record: bool = False,
+    branch: str | None = None,
+    extra_args: Sequence[str] = (),
+    environ: Mapping[str, str],
+    cwd: Path,
+    progress: ProgressSink | None = None,
+    echo: TextIO | None = sys.stdout,
+) -> RunOutcome:
+    """Run one load test end to end and write ``result.json``, ``report.md`` and ``report.json``."""
+    url = _target_flag(target) if target else config.target
+    if not url:
+        raise InputError("no target: set target: in the config or pass --target http://host:port")
+    check_extra_args(extra_args)
+    if config.locustfile:
+        check_locustfile(Path(config.locustfile))
+    wait_until_ready(url, config.readiness)
+    load_run = run_locust(
+        config, target=url, out_dir=out_dir, extra_args=extra_args, on_progress=progress, environ=environ
+    )
+    sha, detected_branch = detect_git(environ, cwd)
+    if not load_run.collected.windows:
+        raise InputError(
+            f"the run recorded no requests; check that the locustfile's users have tasks (see {load_run.log_path})"
+        )
+    result = summarize_run(
+        load_run.collected,
+        load=config.load,
+        target=url,
+        tool_version=__version__,
+        git_sha=sha,
+        git_branch=branch or detected_branch,
+    )
+    save_result(result, out_dir / "result.json")
+    load_run.collected_path.unlink(missing_ok=True)  # result.json holds all of it now
+    store = LocalStore(Path(config.store.path))
+    comparison_settings = config.comparison
+    history, matched_on = store.history(
+        scenario_key=result.meta.scenario_key,
+        load_key=result.meta.load_key,
+        branch=comparison_settings.baseline_branch,
+        limit=comparison_settings.history,
+    )
+    report = analyse(config, result, history=history, matched_on=matched_on)
+    write_reports(report, out_dir)
+    if echo is not None:
+        echo.write(render_terminal(report))
+        echo.flush()
+    recorded_at = None
+    if record:
+        if not result.meta.reliable:
+            if echo is not None:
+                echo.write("ci-perf: not recorded as a baseline: the run was unreliable\n")
+        else:
+            recorded_at = store.record(result)
+    exit_code = EXIT_GATE_FAILED if report.status == "fail" else EXIT_PASS
+    return RunOutcome(result=result, report=report, exit_code=exit_code, recorded_at=recorded_at)
+
+
+def _target_flag(target: str) -> str:
+    try:
+        return check_http_url(target)
+    except ValueError as exc:
+        raise InputError(f"--target: {exc}") from exc
+
+
+def analyse(config: Config, result: RunResult, *, history: Sequence[RunResult], matched_on: str) -> Report:
+    """The pure core: budget and comparison of one result with its history."""
+    comparison = compare_runs(result, history, matched_on="load" if matched_on == "load" else "scenario")
+    budget = check_budget(config.performance_budget, result)
+    return build_report(
+        meta=result.meta,
+        aggregate=result.aggregate,
+        endpoint_stats=[(e.name, e.stats, e.errors) for e in result.endpoints],
+        budget=budget,
+        comparison=comparison,
+        fail_on=config.comparison.fail_on,
+        baseline_branch=config.comparison.baseline_branch,
+    )
+
+
+def write_reports(report: Report, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (out_dir / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")

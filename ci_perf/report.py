@@ -1,0 +1,297 @@
+"""The ``Report`` model and its renderings: ``report.md`` (the PR comment), ``report.json``, the terminal.
+
+Building the report is pure (``build_report``); rendering goes through the
+jinja2 templates in ``templates/``. Everything measured from the target —
+endpoint names, error messages — is untrusted: the ``md`` and ``code`` filters
+escape it for markdown and HTML, and neutralise ``@mentions``. Number formats
+live in filters (``ms``, ``pct``, ``delta``, ``rps``) and nowhere else. The
+markdown never exceeds GitHub's 65,536-character comment limit: tables are cut
+and the cut is said.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+from pydantic import BaseModel, ConfigDict
+
+from ci_perf.analysis.budget import BudgetReport
+from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison
+from ci_perf.results import AGGREGATE, ErrorCount, RunMeta, Stats
+
+MARKER = "<!-- ci-perf -->"
+COMMENT_LIMIT = 65_536
+MAX_NAME_CHARS = 120
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+
+GateReason = Literal["budget", "regression"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class EndpointRow(_Frozen):
+    name: str
+    stats: Stats
+    comparison: EndpointComparison | None
+    budget: Literal["pass", "fail", "none"]
+    errors: list[ErrorCount]
+
+
+class Report(_Frozen):
+    status: Literal["pass", "fail"]
+    headline: str
+    gate_reasons: list[str]
+    fail_on: list[GateReason]
+    meta: RunMeta
+    aggregate: EndpointRow
+    endpoints: list[EndpointRow]
+    budget: BudgetReport
+    comparison: ComparisonReport | None
+    baseline_branch: str
+    notes: list[str]
+
+
+def build_report(
+    *,
+    meta: RunMeta,
+    aggregate: Stats,
+    endpoint_stats: Sequence[tuple[str, Stats, list[ErrorCount]]],
+    budget: BudgetReport,
+    comparison: ComparisonReport | None,
+    fail_on: Sequence[GateReason],
+    baseline_branch: str,
+) -> Report:
+    """Decide pass/fail from the budget (and, later, regressions) and word the headline."""
+    failing = {c.endpoint for c in budget.violations}
+    checked = {c.endpoint for c in budget.checks}
+    rows = [
+        EndpointRow(
+            name=name,
+            stats=stats,
+            comparison=comparison.for_endpoint(name) if comparison else None,
+            budget="fail" if name in failing else "pass" if name in checked else "none",
+            errors=errors,
+        )
+        for name, stats, errors in endpoint_stats
+    ]
+    aggregate_row = EndpointRow(
+        name=AGGREGATE,
+        stats=aggregate,
+        comparison=comparison.for_endpoint(AGGREGATE) if comparison else None,
+        budget="fail" if AGGREGATE in failing else "pass" if AGGREGATE in checked else "none",
+        errors=[],
+    )
+    reasons = []
+    if "budget" in fail_on and budget.violations:
+        count = len(budget.violations)
+        reasons.append(f"{count} budget violation{'s' if count != 1 else ''}")
+    notes = _notes(meta=meta, budget=budget, comparison=comparison, baseline_branch=baseline_branch)
+    status: Literal["pass", "fail"] = "fail" if reasons else "pass"
+    return Report(
+        status=status,
+        headline=_headline(status, reasons, budget=budget, aggregate=aggregate_row),
+        gate_reasons=reasons,
+        fail_on=list(fail_on),
+        meta=meta,
+        aggregate=aggregate_row,
+        endpoints=rows,
+        budget=budget,
+        comparison=comparison,
+        baseline_branch=baseline_branch,
+        notes=notes,
+    )
+
+
+def _headline(status: str, reasons: list[str], *, budget: BudgetReport, aggregate: EndpointRow) -> str:
+    """Plain text (escaped when rendered): what happened, in one line."""
+    if status == "fail":
+        worst = "; ".join(
+            f"{c.endpoint} {c.label} {format_value(c.measured, c.unit)} {'>' if c.upper_bound else '<'} "
+            f"{format_value(c.limit, c.unit)}"
+            for c in budget.violations[:3]
+        )
+        more = f" and {len(budget.violations) - 3} more" if len(budget.violations) > 3 else ""
+        return f"failed: {', '.join(reasons)} ({worst}{more})"
+    p95 = aggregate.stats.p95_ms
+    summary = f"p95 {format_value(p95, 'ms')}, {format_value(aggregate.stats.rps, 'rps')}"
+    metric = aggregate.comparison.metrics.get("p95") if aggregate.comparison else None
+    if metric is not None and metric.delta_percent is not None:
+        summary += f" ({format_delta(metric.delta_percent)} p95 vs baseline)"
+    within = f"{len(budget.checks)} budget rules met; " if budget.checks else ""
+    return f"passed: {within}{summary}"
+
+
+def _notes(
+    *, meta: RunMeta, budget: BudgetReport, comparison: ComparisonReport | None, baseline_branch: str
+) -> list[str]:
+    notes = [f"unreliable run: {reason}" for reason in meta.unreliable_reasons]
+    notes += [w for w in meta.generator.warnings if w not in meta.unreliable_reasons]
+    notes += [f"budget override '{p}' matched no endpoint" for p in budget.unmatched_patterns]
+    if comparison is None or comparison.baseline_runs == 0:
+        notes.append(f"no baseline yet: record runs on '{baseline_branch}' with `ci-perf run --record`")
+    elif comparison.matched_on == "load":
+        notes.append("the endpoint set changed since the baseline; endpoints are compared one by one")
+    return notes
+
+
+# -- formatting filters ------------------------------------------------------------------------
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if unit == "ms":
+        return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms" if value < 1000 else f"{value:,.0f} ms"
+    if unit == "%":
+        return f"{value:.2f} %"
+    if unit == "rps":
+        return f"{value:.1f} rps" if value < 100 else f"{value:,.0f} rps"
+    return f"{value:g}"
+
+
+def format_ms(value: float | None) -> str:
+    return format_value(value, "ms")
+
+
+def format_pct(value: float | None) -> str:
+    return format_value(value, "%")
+
+
+def format_rps(value: float | None) -> str:
+    return format_value(value, "rps")
+
+
+def format_delta(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.1f} %"
+
+
+def format_count(value: int) -> str:
+    return f"{value:,}"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~:#!])")
+
+
+def escape_markdown(text: object, limit: int = MAX_NAME_CHARS) -> str:
+    """Untrusted text → inert markdown: no HTML, no links, no emphasis, no table breaks, no mentions."""
+    flat = " ".join(str(text).split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    escaped = html.escape(_MD_SPECIAL.sub(r"\\\1", flat), quote=False)
+    return escaped.replace("@", "@&#8203;")
+
+
+def code(text: object, limit: int = MAX_NAME_CHARS) -> str:
+    return f"<code>{escape_markdown(text, limit)}</code>"
+
+
+def plain(text: object, limit: int = MAX_NAME_CHARS) -> str:
+    """Untrusted text for the terminal: one line, no control characters."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in " ".join(str(text).split()))
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    points = [v for v in values if v is not None]
+    if len(points) < 2:
+        return ""
+    low, high = min(points), max(points)
+    span = high - low
+    if span <= 0 or span < 1e-9 * max(abs(high), 1.0):
+        return SPARK_BARS[3] * len(points)
+    return "".join(SPARK_BARS[min(7, int((v - low) / span * 8))] for v in points)
+
+
+def mermaid_label(text: object) -> str:
+    return re.sub(r"[^A-Za-z0-9._:-]", "", str(text))[:12] or "run"
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def templates_dir() -> Path:
+    """Templates ship inside the wheel (``ci_perf/templates``); in a checkout they are at the top."""
+    packaged = Path(__file__).with_name("templates")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "templates"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(  # noqa: S701 - markdown output; untrusted text goes through the md/code filters
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        ms=format_ms,
+        pct=format_pct,
+        rps=format_rps,
+        delta=format_delta,
+        count=format_count,
+        value=format_value,
+        md=escape_markdown,
+        code=code,
+        plain=plain,
+        spark=sparkline,
+        mermaid_label=mermaid_label,
+    )
+    env.globals.update(MARKER=MARKER, METRICS=METRICS)
+    return env
+
+
+def _ordered_rows(report: Report) -> list[EndpointRow]:
+    """Most important first when a table must be cut: budget failures, then the biggest p95 changes."""
+
+    def weight(row: EndpointRow) -> tuple[int, float, str]:
+        metric = row.comparison.metrics.get("p95") if row.comparison else None
+        change = abs(metric.delta_percent) if metric and metric.delta_percent is not None else 0.0
+        return (0 if row.budget == "fail" else 1, -change, row.name)
+
+    return sorted(report.endpoints, key=weight)
+
+
+def render_markdown(report: Report, *, run_url: str | None = None, limit: int = COMMENT_LIMIT) -> str:
+    """``report.md``: the PR comment. Cuts tables (and says so) to stay within ``limit`` characters."""
+    template = _environment().get_template("comment.md.j2")
+    rows = _ordered_rows(report)
+    checks = sorted(report.budget.checks, key=lambda c: (c.status != "fail", c.status != "no-data"))
+    shown_rows, shown_checks = len(rows), len(checks)
+    while True:
+        text = template.render(
+            report=report,
+            rows=rows[:shown_rows],
+            hidden_rows=len(rows) - shown_rows,
+            checks=checks[:shown_checks],
+            hidden_checks=len(checks) - shown_checks,
+            run_url=run_url,
+        )
+        if len(text) <= limit:
+            return text
+        if shown_rows == 0 and shown_checks == 0:
+            return (
+                text[: limit - 200]
+                + f"\n\n… cut to fit GitHub's {limit:,}-character limit; see report.json\n{MARKER}\n"
+            )
+        shown_rows = _shrink(shown_rows)
+        shown_checks = _shrink(shown_checks)
+
+
+def _shrink(count: int) -> int:
+    return 0 if count <= 5 else count * 3 // 4
+
+
+def render_terminal(report: Report) -> str:
+    return _environment().get_template("terminal.txt.j2").render(report=report, rows=report.endpoints)

@@ -1,0 +1,154 @@
+"""What a load run produced: the collector's raw windows and the versioned ``RunResult``.
+
+``CollectedRun`` is what the collector inside Locust writes (one record per
+endpoint × time window, already merged across workers). ``RunResult`` is the
+public ``result.json``: meta, totals per endpoint and for the aggregate (warm-up
+excluded), and the per-window sketches the statistics work on. Bump
+``SCHEMA_VERSION`` on any incompatible change; readers reject versions they do
+not know with a clear message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ci_perf.errors import InputError
+from ci_perf.sketches import Sketch
+
+SCHEMA_VERSION = 1
+AGGREGATE = "(all endpoints)"  # the name of the all-endpoints row in every table
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ErrorCount(_Frozen):
+    message: str
+    count: int
+
+
+class EndpointWindow(_Frozen):
+    """One endpoint during one window ``[start, start + window_s)`` (epoch seconds)."""
+
+    start: float
+    requests: int
+    failures: int
+    latency: Sketch
+    errors: list[ErrorCount] = []
+
+
+class CpuSample(_Frozen):
+    process: str
+    at: float
+    percent: float
+
+
+class CollectedEndpointWindow(EndpointWindow):
+    endpoint: str
+    first_start: float
+    last_end: float
+
+
+class CollectedRun(_Frozen):
+    """The collector's output file, read back by the runner."""
+
+    locust_version: str
+    window_s: float
+    windows: list[CollectedEndpointWindow]
+    cpu: list[CpuSample] = []
+    cpu_warnings: list[str] = []
+    peak_users: int = 0
+
+
+class Stats(_Frozen):
+    """Totals over the measured (post-warm-up) part of a run. Latencies in ms."""
+
+    requests: int
+    failures: int
+    error_rate_percent: float
+    rps: float
+    mean_ms: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    p999_ms: float | None
+    max_ms: float | None
+
+
+class EndpointResult(_Frozen):
+    name: str
+    stats: Stats
+    errors: list[ErrorCount] = []
+    windows: list[EndpointWindow] = []
+
+
+class GeneratorHealth(_Frozen):
+    """How busy the load generator was; a saturated generator measures itself, not the target."""
+
+    processes: int
+    cpu_median_percent: float | None
+    cpu_max_percent: float | None
+    saturated: bool
+    warnings: list[str] = []
+
+
+class RunMeta(_Frozen):
+    tool_version: str
+    locust_version: str
+    target: str
+    started_at: float = Field(description="epoch seconds of the first request")
+    ended_at: float = Field(description="epoch seconds of the last response")
+    duration_s: float = Field(description="measured from recorded timestamps, warm-up included")
+    measured_s: float = Field(description="the part after warm-up that the totals cover")
+    warmup_s: float
+    window_s: float
+    load: dict[str, object]
+    scenario_key: str
+    load_key: str
+    git_sha: str | None = None
+    git_branch: str | None = None
+    generator: GeneratorHealth
+    reliable: bool = True
+    unreliable_reasons: list[str] = []
+
+
+class RunResult(_Frozen):
+    schema_version: int = SCHEMA_VERSION
+    meta: RunMeta
+    aggregate: Stats
+    endpoints: list[EndpointResult]
+
+
+def save_result(result: RunResult, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(result.model_dump_json(), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_result(path: Path) -> RunResult:
+    """Read a ``result.json``; a wrong or unknown file is an ``InputError`` naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the result file ({exc.strerror or exc})") from exc
+    return parse_result(text, source=str(path))
+
+
+def parse_result(text: str, *, source: str) -> RunResult:
+    try:
+        result = RunResult.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{source}: not a ci-perf result ({field}: {first['msg']})") from exc
+    if result.schema_version != SCHEMA_VERSION:
+        raise InputError(
+            f"{source}: result schema_version {result.schema_version} is not supported "
+            f"(this ci-perf reads {SCHEMA_VERSION}); record it again with this version"
+        )
+    return result

@@ -1,0 +1,216 @@
+"""Real Locust against the real demo service on loopback, through the real `ci-perf` command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from ci_perf.loadtest.runner import free_port
+from tests.conftest import DemoService, write
+
+ZERO_CODE = """\
+target: {url}
+endpoints:
+  - GET /api/products
+  - 'POST /api/orders {{"productId": 1}}'
+load: {{users: 4, spawn_rate: 4, duration: {duration}, warmup: 1s, processes: {processes}, stop_timeout: 3s}}
+readiness: {{path: /health, timeout: 5s}}
+store: {{path: store}}
+performance_budget:
+  api_endpoints: {{error_rate_percent: 1}}
+"""
+
+HTTP_USER = """\
+from locust import HttpUser, constant, task
+
+
+class Shopper(HttpUser):
+    wait_time = constant(0.01)
+
+    @task
+    def products(self):
+        self.client.get("/api/products/7", name="/api/products/[id]")
+"""
+
+
+def ci_perf(*args: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ci_perf.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def zero_code_config(tmp_path: Path, url: str, *, duration: str = "3s", processes: int = 1, extra: str = "") -> Path:
+    text = ZERO_CODE.format(url=url, duration=duration, processes=processes) + extra
+    return write(tmp_path / "ci-perf.yml", text)
+
+
+def requests_in(result_path: Path) -> int:
+    result = json.loads(result_path.read_text())
+    return sum(w["requests"] for e in result["endpoints"] for w in e["windows"])
+
+
+def no_locust_left() -> bool:
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "ci_perf/loadtest/collector.py" in cmdline:
+            return False
+    return True
+
+
+def test_counts_equal_the_services_own_counter_with_one_process(tmp_path: Path, demo: DemoService) -> None:
+    write(tmp_path / "perf" / "locustfile.py", HTTP_USER)
+    config = write(
+        tmp_path / "ci-perf.yml",
+        f"target: {demo.url}\nlocustfile: perf/locustfile.py\n"
+        "load: {users: 3, spawn_rate: 3, duration: 3s, warmup: 1s, stop_timeout: 3s}\n"
+        "readiness: {path: /health, timeout: 5s}\n"
+        "performance_budget: {api_endpoints: {p50_latency_ms: 0.001}}\n",
+    )
+    before = demo.total()
+    done = ci_perf("run", "--config", str(config), "--out", "out", cwd=tmp_path)
+    served = demo.total() - before
+    assert done.returncode == 1, done.stderr  # the impossible p50 budget fails the gate
+    assert "Traceback" not in done.stderr
+    assert served > 0
+    assert requests_in(tmp_path / "out" / "result.json") == served
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["schema_version"] == 1
+    assert [e["name"] for e in result["endpoints"]] == ["GET /api/products/[id]"]
+    assert result["meta"]["duration_s"] > 2.0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert report.startswith("<!-- ci-perf -->")
+    assert "1 budget violation" in report
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["status"] == "fail"
+    assert "FAIL" in done.stdout  # the terminal rendering
+
+
+def test_counts_equal_the_services_own_counter_with_two_processes(tmp_path: Path, demo: DemoService) -> None:
+    config = zero_code_config(tmp_path, demo.url, processes=2)
+    before = demo.total()
+    done = ci_perf("run", "--config", str(config), "--out", "out", cwd=tmp_path)
+    served = demo.total() - before
+    assert done.returncode == 0, done.stderr
+    assert requests_in(tmp_path / "out" / "result.json") == served
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert {e["name"] for e in result["endpoints"]} == {"GET /api/products", "POST /api/orders"}
+    assert result["meta"]["generator"]["processes"] == 2
+    assert no_locust_left()
+
+
+def test_a_recorded_baseline_is_compared_and_a_pr_run_never_writes_it(tmp_path: Path, demo: DemoService) -> None:
+    config = zero_code_config(tmp_path, demo.url)
+    recorded = ci_perf("run", "--config", str(config), "--out", "base", "--record", "--branch", "main", cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    assert "recorded as a baseline run" in recorded.stdout
+    index = tmp_path / "store" / "index.jsonl"
+    assert len(index.read_text().splitlines()) == 1
+    pr = ci_perf("run", "--config", str(config), "--out", "pr", "--branch", "feature", cwd=tmp_path)
+    assert pr.returncode == 0, pr.stderr
+    assert len(index.read_text().splitlines()) == 1
+    report = json.loads((tmp_path / "pr" / "report.json").read_text())
+    assert report["comparison"]["baseline_runs"] == 1
+    aggregate = report["aggregate"]["comparison"]["metrics"]["p95"]
+    assert aggregate["baseline"] is not None
+    assert aggregate["delta_percent"] is not None
+    assert "median of 1 run on main" in (tmp_path / "pr" / "report.md").read_text()
+
+
+def test_a_target_refusing_connections_exits_3_with_one_sentence(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    config = zero_code_config(tmp_path, url, extra="")
+    config.write_text(config.read_text().replace("timeout: 5s", "timeout: 1s"))
+    done = ci_perf("run", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 3
+    assert done.stderr.count("\n") == 1
+    assert "did not become ready" in done.stderr
+    assert "connection refused" in done.stderr
+
+
+def test_a_target_that_dies_mid_run_is_reported_not_crashed(tmp_path: Path, fresh_demo: DemoService) -> None:
+    config = zero_code_config(tmp_path, fresh_demo.url, duration="4s")
+    killer = threading.Timer(2.0, fresh_demo.stop)
+    killer.start()
+    try:
+        done = ci_perf("run", "--config", str(config), "--out", "out", cwd=tmp_path)
+    finally:
+        killer.cancel()
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 1, done.stderr  # error_rate_percent: 1 is broken
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "error rate" in report
+    assert "Failures" in report
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["aggregate"]["failures"] > 0
+    assert result["endpoints"][0]["errors"]
+
+
+def test_a_locustfile_without_users_is_bad_input(tmp_path: Path, demo: DemoService) -> None:
+    write(tmp_path / "locustfile.py", "from locust import task\n\nVALUE = 1\n")
+    config = write(
+        tmp_path / "ci-perf.yml", f"target: {demo.url}\nlocustfile: locustfile.py\nload: {{duration: 2s, warmup: 0s}}\n"
+    )
+    done = ci_perf("run", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no User class" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_locustfile_with_a_syntax_error_names_the_line(tmp_path: Path) -> None:
+    write(tmp_path / "locustfile.py", "from locust import HttpUser\n\nclass U(HttpUser)\n    pass\n")
+    config = write(tmp_path / "ci-perf.yml", "target: http://127.0.0.1:9\nlocustfile: locustfile.py\n")
+    done = ci_perf("run", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "locustfile.py:3: syntax error" in done.stderr
+
+
+def test_extra_locust_args_may_not_override_the_config(tmp_path: Path, demo: DemoService) -> None:
+    config = zero_code_config(tmp_path, demo.url)
+    done = ci_perf("run", "--config", str(config), "--", "-u", "50", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "set load.users in the config instead" in done.stderr
+
+
+def test_a_target_flag_that_is_not_a_url_is_bad_input(tmp_path: Path, demo: DemoService) -> None:
+    config = zero_code_config(tmp_path, demo.url)
+    done = ci_perf("run", "--config", str(config), "--target", "localhost:8000", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--target" in done.stderr
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ctrl_c_stops_locust_and_leaves_no_process_behind(tmp_path: Path, demo: DemoService, processes: int) -> None:
+    config = zero_code_config(tmp_path, demo.url, duration="30s", processes=processes)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ci_perf.cli", "run", "--config", str(config), "--out", "out"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = tmp_path / "out" / "locust.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (log.is_file() and "All users spawned" in log.read_text()):
+        time.sleep(0.1)
+    assert log.is_file()
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not no_locust_left():
+        time.sleep(0.1)
+    assert no_locust_left()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ci_perf.analysis.summarize import summarize_run
+from ci_perf.config import LoadSettings
+from ci_perf.errors import InputError
+from ci_perf.results import RunResult
+from ci_perf.store.local import LocalStore
+from tests.conftest import collected_run
+
+LOAD = LoadSettings(users=10, duration=10, warmup=2)
+
+
+def _run(*, endpoints: tuple[str, ...] = ("GET /a",), branch: str = "main", start: float = 1_000.0) -> RunResult:
+    collected = collected_run(endpoints={e: [5.0] for e in endpoints}, start=start)
+    return summarize_run(collected, load=LOAD, target="http://x", tool_version="t", git_branch=branch, git_sha="f" * 40)
+
+
+def test_history_returns_the_last_runs_of_the_same_scenario_on_the_branch_oldest_first(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    for i in range(5):
+        store.record(_run(start=1_000.0 + i * 100))
+    store.record(_run(branch="feature", start=9_000.0))
+    store.record(_run(endpoints=("GET /a", "GET /b"), start=9_500.0))
+    runs, matched_on = store.history(
+        scenario_key=_run().meta.scenario_key, load_key=_run().meta.load_key, branch="main", limit=3
+    )
+    assert matched_on == "scenario"
+    assert [r.meta.started_at for r in runs] == [1_200.0, 1_300.0, 1_400.0]
+
+
+def test_history_falls_back_to_the_same_load_when_the_endpoint_set_changed(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.record(_run())
+    changed = _run(endpoints=("GET /a", "GET /new"))
+    runs, matched_on = store.history(
+        scenario_key=changed.meta.scenario_key, load_key=changed.meta.load_key, branch="main", limit=10
+    )
+    assert matched_on == "load"
+    assert len(runs) == 1
+
+
+def test_an_empty_store_has_no_history(tmp_path: Path) -> None:
+    runs, _ = LocalStore(tmp_path / "none").history(scenario_key="k", load_key="l", branch="main", limit=5)
+    assert runs == []
+
+
+def test_a_corrupt_index_line_is_bad_input_naming_the_line(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.record(_run())
+    with store.index_path.open("a") as index:
+        index.write("{not json\n")
+    with pytest.raises(InputError, match=r"index.jsonl:2"):
+        store.entries()
