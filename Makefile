@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint bench bench-sketch bench-pipeline bench-overhead clean
+.PHONY: demo test lint bench bench-sketch bench-pipeline bench-overhead bench-wall clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -30,7 +30,7 @@ lint: $(BIN)/ci-perf
 	$(BIN)/ruff format --check ci_perf tests benchmarks
 	$(BIN)/mypy --strict ci_perf
 
-bench: bench-sketch bench-pipeline bench-overhead
+bench: bench-sketch bench-pipeline bench-overhead bench-wall
 
 bench-sketch: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_sketch.py
@@ -39,7 +39,10 @@ bench-pipeline: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 bench-overhead: $(BIN)/ci-perf
-	$(BIN)/python benchmarks/bench_overhead.py
+	cd benchmarks && ../$(BIN)/python bench_overhead.py
 
 clean:
 	rm -rf .uv $(VENV) ci-perf-demo ci-perf-out .pytest_cache .mypy_cache .ruff_cache
+
+bench-wall: $(BIN)/ci-perf
+	cd benchmarks && ../$(BIN)/python bench_wall.py

@@ -19,7 +19,7 @@ Settings come from environment variables set by the runner:
 ``CI_PERF_RUN_TIME``     seconds of load, counted from the start of spawning
 ``CI_PERF_PROGRESS``     "1": print a ``CI_PERF_PROGRESS {json}`` line to stdout every second
 
-Stdout markers (``CI_PERF_STARTED``, ``CI_PERF_PROGRESS``) are read by the runner.
+Stdout markers (``CI_PERF_STARTED``, ``CI_PERF_PROGRESS``, ``CI_PERF_WRITTEN``) are read by the runner.
 """
 
 from __future__ import annotations
@@ -152,6 +152,7 @@ class Collector:
         self.peak_users = 0
         self.started_at: float | None = None
         self.workers: list[str] = []
+        self.stop_timeout = float(environment.parsed_options.stop_timeout) if environment.parsed_options else 0.0
         self.finals_received = 0
         self.written = False
 
@@ -205,10 +206,15 @@ class Collector:
         """Stop users gracefully, collect every worker's final windows, write, quit."""
         runner = self.environment.runner
         assert runner is not None
-        runner.stop()
-        deadline = time.monotonic() + 30
+        if isinstance(runner, MasterRunner):
+            # MasterRunner.stop() tells the workers to stop, then polls their user counts in
+            # 1-s sleeps; the final windows tell us sooner that every worker is done.
+            gevent.spawn(runner.stop)
+        else:
+            runner.stop()  # waits for in-flight requests, up to --stop-timeout
+        deadline = time.monotonic() + self.stop_timeout + 30
         while self.finals_received < len(self.workers) and time.monotonic() < deadline:
-            gevent.sleep(0.05)
+            gevent.sleep(0.02)
         self.write()
         if isinstance(runner, MasterRunner):
             # A stopped worker leaves the master's client list until it reports ready again
@@ -252,6 +258,7 @@ class Collector:
         tmp.write_text(json.dumps(document), encoding="utf-8")
         tmp.replace(path)
         self.written = True
+        print("CI_PERF_WRITTEN", flush=True)
 
 
 def _every(seconds: float, action: Any) -> None:

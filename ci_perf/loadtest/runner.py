@@ -34,6 +34,8 @@ from ci_perf.results import CollectedRun
 COLLECTOR = Path(__file__).with_name("collector.py")
 ZERO_CODE = Path(__file__).with_name("zero_code.py")
 STARTED = "CI_PERF_STARTED"
+WRITTEN = "CI_PERF_WRITTEN"
+WRITTEN_GRACE_S = 0.5  # once the result is on disk, Locust's own shutdown (~2 s) is not worth waiting for
 PROGRESS = "CI_PERF_PROGRESS "
 STARTUP_GRACE_S = 60.0
 KILL_GRACE_S = 5.0
@@ -204,16 +206,22 @@ def _supervise(
     reader = threading.Thread(target=_pump, args=(child.stdout, lines), daemon=True)
     reader.start()
     started = False
-    master_exited = False
+    group_ended = False
     deadline = time.monotonic() + deadline_s
+    cut_short_at: float | None = None
     try:
         while True:
-            if not master_exited and child.poll() is not None:
-                # workers outliving their master would keep the pipe open: end the group
-                master_exited = True
+            if not group_ended and child.poll() is not None:
+                # workers outliving their master would keep the pipe open
                 _kill_group(child)
+                group_ended = True
+            elif not group_ended and cut_short_at is not None and time.monotonic() > cut_short_at:
+                # the collector's file is on disk: nothing else is needed from Locust
+                _kill_group(child, at_once=True)
+                group_ended = True
+            wait = 0.05 if cut_short_at is not None else 1.0
             try:
-                line = lines.get(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
+                line = lines.get(timeout=max(0.05, min(wait, deadline - time.monotonic())))
             except queue.Empty:
                 if time.monotonic() > deadline:
                     _kill_group(child)
@@ -227,6 +235,9 @@ def _supervise(
                 continue
             if line.strip() == STARTED:
                 started = True
+                continue
+            if line.strip() == WRITTEN:
+                cut_short_at = time.monotonic() + WRITTEN_GRACE_S
                 continue
             log.write(line)
         returncode = child.wait(timeout=KILL_GRACE_S)
@@ -245,14 +256,15 @@ def _pump(stream: TextIO | None, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-def _kill_group(child: subprocess.Popen[str]) -> None:
-    """End the child's whole process group: TERM, a grace period, then KILL."""
-    try:
-        os.killpg(child.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.wait(timeout=KILL_GRACE_S)
+def _kill_group(child: subprocess.Popen[str], *, at_once: bool = False) -> None:
+    """End the child's whole process group: TERM, a grace period, then KILL (or KILL at once)."""
+    if not at_once:
+        try:
+            os.killpg(child.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=KILL_GRACE_S)
     try:
         os.killpg(child.pid, signal.SIGKILL)
     except ProcessLookupError:
