@@ -46,7 +46,7 @@ def one_run(url: str, locustfile: Path, *, collector: bool, seconds: int, folder
     command = [sys.executable, "-m", "locust", "-f", files, "--headless", "-u", "10", "-r", "100"]
     command += ["-t", f"{seconds}s", "--host", url, "--only-summary", "--json", "--exit-code-on-error", "0"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    stats = json.loads(done.stdout[done.stdout.index("["):])  # the collector prints a start marker first
+    stats = json.loads(done.stdout[done.stdout.index("[") :])  # the collector prints a start marker first
     requests = sum(s["num_requests"] for s in stats)
     began = min(s["start_time"] for s in stats)
     ended = max(s["last_request_timestamp"] for s in stats)

@@ -101,7 +101,9 @@ def main() -> None:
         return
     print(f"{'requests':>12} {'analysis+render':>16} {'peak RSS':>10} {'RSS before':>11} {'comment chars':>14}")
     for requests in (1_000_000, 10_000_000):
-        done = subprocess.run([sys.executable, __file__, "--one", str(requests)], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", str(requests)], capture_output=True, text=True, check=True
+        )
         row = json.loads(done.stdout)
         print(
             f"{row['requests']:12,.0f} {row['seconds']:15.3f}s {row['rss_peak_mb']:8.0f}MB "

@@ -8,6 +8,7 @@ merge) and on memory. Run: ``make bench`` or ``.venv/bin/python benchmarks/bench
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import sys
@@ -16,6 +17,8 @@ import tracemalloc
 
 from ddsketch import DDSketch
 from hdrh.histogram import HdrHistogram
+
+from ci_perf import sketches
 
 N = 200_000
 
@@ -36,6 +39,17 @@ def main() -> None:
     values = latencies(N)
     exact = sorted(values)
     rows = []
+
+    def inline_add(counts: dict[int, int]) -> object:
+        # what the collector does per request: DDSketch's key, counted in a dict
+        multiplier = sketches.KEY_MULTIPLIER
+
+        def add(value: float) -> None:
+            key = math.ceil(math.log(value, 2) * multiplier)  # noqa: FURB163 - as the collector
+            counts[key] = counts.get(key, 0) + 1
+
+        return add
+
     for name, make, add_of, quantile_of in (
         ("ddsketch 1%", lambda: DDSketch(0.01), lambda s: s.add, lambda s, q: s.get_quantile_value(q)),
         (
@@ -43,6 +57,12 @@ def main() -> None:
             lambda: HdrHistogram(1, 3_600_000_000, 2),
             lambda s: lambda v: s.record_value(int(v * 1000)),
             lambda s, q: s.get_value_at_percentile(q * 100) / 1000,
+        ),
+        (
+            "ddsketch key, inline (collector)",
+            dict,
+            inline_add,
+            lambda s, q: sketches.quantile(sketches.from_counts(s, zeros=0, total=0.0, low=0.0, high=1e9), q),
         ),
     ):
         timings = []

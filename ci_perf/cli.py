@@ -84,9 +84,9 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
         source = config.locustfile or f"{len(config.endpoints or [])} endpoints"
         print(f"{args.file}: valid ({source}, {config.load.users} users for {config.load.duration:g} s)")
         return 0
-    from ci_perf.pipeline import progress_printer
+    from ci_perf.pipeline import ProgressLine
 
-    progress = progress_printer(sys.stderr, interactive=sys.stderr.isatty())
+    progress = ProgressLine(sys.stderr, interactive=sys.stderr.isatty())
     if args.command == "demo":
         from ci_perf.demo.run import run_demo
 

@@ -21,7 +21,7 @@ from ci_perf.config import Config, check_http_url
 from ci_perf.errors import EXIT_GATE_FAILED, EXIT_PASS, InputError
 from ci_perf.gitinfo import detect_git
 from ci_perf.loadtest.readiness import wait_until_ready
-from ci_perf.loadtest.runner import ProgressSink, check_extra_args, check_locustfile, run_locust
+from ci_perf.loadtest.runner import check_extra_args, check_locustfile, run_locust
 from ci_perf.report import Report, build_report, render_markdown, render_terminal
 from ci_perf.results import RunResult, save_result
 from ci_perf.store.local import LocalStore
@@ -37,25 +37,35 @@ class RunOutcome:
     recorded_at: str | None
 
 
-def progress_printer(stream: TextIO, *, interactive: bool) -> ProgressSink:
-    """A live line on a terminal; one plain line every ~10 s in a CI log."""
-    last_plain = [0.0]
+class ProgressLine:
+    """Live progress: one rewritten line on a terminal, one plain line every ~10 s in a CI log."""
 
-    def show(p: Mapping[str, Any]) -> None:
+    def __init__(self, stream: TextIO, *, interactive: bool) -> None:
+        self.stream = stream
+        self.interactive = interactive
+        self.last_plain = 0.0
+        self.drawn = False
+
+    def __call__(self, p: Mapping[str, Any]) -> None:
         p95 = p.get("p95_ms")
         line = (
             f"ci-perf: {p['elapsed']:.0f}/{p['total']:.0f} s  {p['rps']:.0f} rps  "
             f"{p['requests']:.0f} requests  {p['failures']:.0f} errors  p95 {'-' if p95 is None else f'{p95:.1f} ms'}"
         )
-        if interactive:
-            stream.write("\r\033[K" + line)
-            stream.flush()
-        elif time.monotonic() - last_plain[0] >= PLAIN_PROGRESS_EVERY_S:
-            last_plain[0] = time.monotonic()
-            stream.write(line + "\n")
-            stream.flush()
+        if self.interactive:
+            self.stream.write("\r\033[K" + line)
+            self.drawn = True
+        elif time.monotonic() - self.last_plain >= PLAIN_PROGRESS_EVERY_S:
+            self.last_plain = time.monotonic()
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
-    return show
+    def end(self) -> None:
+        """Clear the live line so that what follows starts on a clean line."""
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.drawn = False
 
 
 def run_pipeline(
@@ -68,7 +78,7 @@ def run_pipeline(
     extra_args: Sequence[str] = (),
     environ: Mapping[str, str],
     cwd: Path,
-    progress: ProgressSink | None = None,
+    progress: ProgressLine | None = None,
     echo: TextIO | None = sys.stdout,
 ) -> RunOutcome:
     """Run one load test end to end and write ``result.json``, ``report.md`` and ``report.json``."""
@@ -79,9 +89,13 @@ def run_pipeline(
     if config.locustfile:
         check_locustfile(Path(config.locustfile))
     wait_until_ready(url, config.readiness)
-    load_run = run_locust(
-        config, target=url, out_dir=out_dir, extra_args=extra_args, on_progress=progress, environ=environ
-    )
+    try:
+        load_run = run_locust(
+            config, target=url, out_dir=out_dir, extra_args=extra_args, on_progress=progress, environ=environ
+        )
+    finally:
+        if progress is not None:
+            progress.end()
     sha, detected_branch = detect_git(environ, cwd)
     if not load_run.collected.windows:
         raise InputError(

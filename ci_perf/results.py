@@ -10,6 +10,7 @@ not know with a clear message.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -141,14 +142,18 @@ def load_result(path: Path) -> RunResult:
 
 def parse_result(text: str, *, source: str) -> RunResult:
     try:
-        result = RunResult.model_validate_json(text)
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: not JSON ({exc.msg} at line {exc.lineno}); is it a ci-perf result.json?") from exc
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    if version != SCHEMA_VERSION:
+        raise InputError(
+            f"{source}: result schema_version {version} is not supported "
+            f"(this ci-perf reads {SCHEMA_VERSION}); record it again with this version"
+        )
+    try:
+        return RunResult.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise InputError(f"{source}: not a ci-perf result ({field}: {first['msg']})") from exc
-    if result.schema_version != SCHEMA_VERSION:
-        raise InputError(
-            f"{source}: result schema_version {result.schema_version} is not supported "
-            f"(this ci-perf reads {SCHEMA_VERSION}); record it again with this version"
-        )
-    return result

@@ -76,9 +76,6 @@ def collected_run(
     parts = []
     for name, latencies in endpoints.items():
         for index in range(windows):
-            recorder = sketches.new_recorder()
-            for value in latencies:
-                recorder.add(value)
             window_start = start + index * window_s
             failed = (failures or {}).get(name, 0)
             parts.append(
@@ -87,7 +84,7 @@ def collected_run(
                     start=window_start,
                     requests=len(latencies),
                     failures=failed,
-                    latency=sketches.export(recorder),
+                    latency=sketches.of_values(latencies),
                     errors=[ErrorCount(message="HTTPError: 500 Server Error", count=failed)] if failed else [],
                     first_start=window_start,
                     last_end=window_start + window_s,

@@ -3,15 +3,27 @@ from __future__ import annotations
 import random
 
 import pytest
+from ddsketch import DDSketch
+from ddsketch.mapping import LogarithmicMapping
 
 from ci_perf import sketches
 
 
 def _recorded(values: list[float]) -> sketches.Sketch:
-    recorder = sketches.new_recorder()
+    return sketches.of_values(values)
+
+
+def test_keys_and_quantiles_agree_with_the_ddsketch_library() -> None:
+    rng = random.Random(11)
+    values = [rng.lognormvariate(2, 1.2) for _ in range(5_000)] + [1.0, 2.0, 0.5, 1e-3, 1e4]
+    mapping = LogarithmicMapping(sketches.RELATIVE_ACCURACY)
+    assert all(sketches.key_of(v) == mapping.key(v) for v in values)
+    library = DDSketch(sketches.RELATIVE_ACCURACY)
     for value in values:
-        recorder.add(value)
-    return sketches.export(recorder)
+        library.add(value)
+    ours = _recorded(values)
+    for q in (0.01, 0.5, 0.9, 0.95, 0.99, 0.999):
+        assert sketches.quantile(ours, q) == pytest.approx(library.get_quantile_value(q), rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

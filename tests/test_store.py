@@ -7,7 +7,7 @@ import pytest
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import LoadSettings
 from ci_perf.errors import InputError
-from ci_perf.results import RunResult
+from ci_perf.results import RunResult, load_result, save_result
 from ci_perf.store.local import LocalStore
 from tests.conftest import collected_run
 
@@ -55,3 +55,25 @@ def test_a_corrupt_index_line_is_bad_input_naming_the_line(tmp_path: Path) -> No
         index.write("{not json\n")
     with pytest.raises(InputError, match=r"index.jsonl:2"):
         store.entries()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("{not json", "not JSON", id="not-json"),
+        pytest.param('{"schema_version": 99}', "schema_version 99 is not supported", id="future-version"),
+        pytest.param('{"schema_version": 1, "meta": {}}', "not a ci-perf result", id="wrong-shape"),
+    ],
+)
+def test_unreadable_result_files_are_bad_input_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "result.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as caught:
+        load_result(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_result_survives_a_save_and_load_round_trip(tmp_path: Path) -> None:
+    result = _run()
+    save_result(result, tmp_path / "r.json")
+    assert load_result(tmp_path / "r.json") == result

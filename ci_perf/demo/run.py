@@ -21,8 +21,7 @@ import httpx
 
 from ci_perf.config import Config, parse_config
 from ci_perf.errors import EnvironmentFailure
-from ci_perf.loadtest.runner import ProgressSink
-from ci_perf.pipeline import run_pipeline
+from ci_perf.pipeline import ProgressLine, run_pipeline
 
 DEMO_CONFIG = Path(__file__).with_name("ci-perf.yml")
 BASELINE_RUNS = 3
@@ -62,7 +61,7 @@ def demo_config(target: str, store: Path) -> Config:
     return config.model_copy(update={"target": target, "store": config.store.model_copy(update={"path": str(store)})})
 
 
-def run_demo(*, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressSink | None) -> int:
+def run_demo(*, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressLine | None) -> int:
     store = out_dir / "store"
     shutil.rmtree(store, ignore_errors=True)
     with demo_service() as url:
