@@ -11,12 +11,14 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -78,6 +80,12 @@ HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(v) if isinstan
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
+def _absolute_path(path: str, *, example: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError(f"path {path!r} must start with '/', e.g. {example}")
+    return path
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -86,16 +94,9 @@ class Endpoint(_Model):
     """One request of zero-code mode; ``name`` is how it appears in every table."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
-    path: str
+    path: Annotated[str, AfterValidator(partial(_absolute_path, example="/api/products"))]
     body: Any = None
     weight: int = Field(default=1, ge=1)
-
-    @field_validator("path")
-    @classmethod
-    def _path_is_absolute(cls, path: str) -> str:
-        if not path.startswith("/"):
-            raise ValueError(f"path {path!r} must start with '/', e.g. /api/products")
-        return path
 
     @property
     def name(self) -> str:
@@ -171,16 +172,9 @@ class LoadSettings(_Model):
 
 
 class Readiness(_Model):
-    path: str = "/"
+    path: Annotated[str, AfterValidator(partial(_absolute_path, example="/health"))] = "/"
     timeout: Duration = 60.0
     interval: Duration = 0.5
-
-    @field_validator("path")
-    @classmethod
-    def _path_is_absolute(cls, path: str) -> str:
-        if not path.startswith("/"):
-            raise ValueError(f"path {path!r} must start with '/', e.g. /health")
-        return path
 
 
 PositiveNumber = Annotated[float, Field(gt=0)]

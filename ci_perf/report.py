@@ -23,7 +23,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict
 
 from ci_perf.analysis.budget import BudgetReport
-from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison
+from ci_perf.analysis.compare import ComparisonReport, EndpointComparison
 from ci_perf.results import AGGREGATE, ErrorCount, RunMeta, Stats
 
 MARKER = "<!-- ci-perf -->"
@@ -248,7 +248,7 @@ def _environment() -> jinja2.Environment:
         spark=sparkline,
         mermaid_label=mermaid_label,
     )
-    env.globals.update(MARKER=MARKER, METRICS=METRICS)
+    env.globals.update(MARKER=MARKER)
     return env
 
 

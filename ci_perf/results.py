@@ -22,6 +22,20 @@ SCHEMA_VERSION = 1
 AGGREGATE = "(all endpoints)"  # the name of the all-endpoints row in every table
 
 
+# Stats field → (label, unit, higher is worse?): how every table and rule names a measure.
+MEASURES: dict[str, tuple[str, str, bool]] = {
+    "p50_ms": ("p50", "ms", True),
+    "p90_ms": ("p90", "ms", True),
+    "p95_ms": ("p95", "ms", True),
+    "p99_ms": ("p99", "ms", True),
+    "p999_ms": ("p99.9", "ms", True),
+    "max_ms": ("max", "ms", True),
+    "mean_ms": ("mean", "ms", True),
+    "error_rate_percent": ("error rate", "%", True),
+    "rps": ("throughput", "rps", False),
+}
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

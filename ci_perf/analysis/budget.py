@@ -21,18 +21,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from ci_perf.config import EndpointBudget, PerformanceBudget
-from ci_perf.results import AGGREGATE, RunResult, Stats
+from ci_perf.results import AGGREGATE, MEASURES, RunResult, Stats
 
 NOT_MEASURED = "not measured: needs a server-metrics source"
 
-# budget field → (Stats field, human label, unit, upper bound?)
-RULES: dict[str, tuple[str, str, str, bool]] = {
-    "p50_latency_ms": ("p50_ms", "p50", "ms", True),
-    "p95_latency_ms": ("p95_ms", "p95", "ms", True),
-    "p99_latency_ms": ("p99_ms", "p99", "ms", True),
-    "max_latency_ms": ("max_ms", "max", "ms", True),
-    "error_rate_percent": ("error_rate_percent", "error rate", "%", True),
-    "throughput_rps": ("rps", "throughput", "rps", False),
+# budget field → the Stats field it limits (an upper bound where higher is worse, else a lower bound)
+RULES: dict[str, str] = {
+    "p50_latency_ms": "p50_ms",
+    "p95_latency_ms": "p95_ms",
+    "p99_latency_ms": "p99_ms",
+    "max_latency_ms": "max_ms",
+    "error_rate_percent": "error_rate_percent",
+    "throughput_rps": "rps",
 }
 
 RuleStatus = Literal["pass", "fail", "no-data"]
@@ -101,7 +101,8 @@ def _apply(
 
 
 def _check(endpoint: str, stats: Stats, field: str, limit: float, source: str) -> BudgetCheck:
-    stat, label, unit, upper = RULES[field]
+    stat = RULES[field]
+    label, unit, upper = MEASURES[stat]
     measured: float | None = getattr(stats, stat)
     if stats.requests == 0 or measured is None:
         status: RuleStatus = "no-data"

@@ -17,14 +17,14 @@ from pydantic import BaseModel, ConfigDict
 
 from ci_perf.results import AGGREGATE, RunResult, Stats
 
-# metric → (Stats field, label, unit, higher is worse?)
-METRICS: dict[str, tuple[str, str, str, bool]] = {
-    "p50": ("p50_ms", "p50", "ms", True),
-    "p95": ("p95_ms", "p95", "ms", True),
-    "p99": ("p99_ms", "p99", "ms", True),
-    "mean": ("mean_ms", "mean", "ms", True),
-    "error_rate": ("error_rate_percent", "error rate", "%", True),
-    "rps": ("rps", "throughput", "rps", False),
+# metric → the Stats field compared (labels and units in results.MEASURES)
+METRICS: dict[str, str] = {
+    "p50": "p50_ms",
+    "p95": "p95_ms",
+    "p99": "p99_ms",
+    "mean": "mean_ms",
+    "error_rate": "error_rate_percent",
+    "rps": "rps",
 }
 
 Verdict = Literal["regression", "improvement", "unchanged", "inconclusive", "no-baseline", "not-judged"]
@@ -78,7 +78,7 @@ def delta_percent(baseline: float | None, current: float | None) -> float | None
 
 def _compare_stats(current: Stats | None, history: Sequence[Stats]) -> dict[str, MetricComparison]:
     out = {}
-    for metric, (field, _, _, _) in METRICS.items():
+    for metric, field in METRICS.items():
         values = [v for v in (getattr(s, field) for s in history) if v is not None]
         baseline = statistics.median(values) if values else None
         now = getattr(current, field) if current is not None else None
