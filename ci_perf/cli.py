@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> None:
+    """Ctrl-C and SIGTERM (a cancelled CI job) both unwind, so Locust's process group is killed.
+
+    SIGINT is set explicitly: a process started in the background by a shell inherits it ignored.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["demo-service"]:
@@ -65,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "run":
         print("ci-perf: error: only `run` passes arguments after -- to Locust", file=sys.stderr)
         return EXIT_BAD_INPUT
+    _install_signal_handlers()
     try:
         return _dispatch(args, extra)
     except CiPerfError as exc:

@@ -190,11 +190,18 @@ def test_a_target_flag_that_is_not_a_url_is_bad_input(tmp_path: Path, demo: Demo
     assert "--target" in done.stderr
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-def test_ctrl_c_stops_locust_and_leaves_no_process_behind(tmp_path: Path, demo: DemoService, processes: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "processes"),
+    [pytest.param(signal.SIGINT, 1, id="ctrl-c"), pytest.param(signal.SIGTERM, 2, id="cancelled-job-2-processes")],
+)
+def test_an_interrupt_stops_locust_and_leaves_no_process_behind(
+    tmp_path: Path, demo: DemoService, signum: int, processes: int
+) -> None:
     config = zero_code_config(tmp_path, demo.url, duration="30s", processes=processes)
+    command = f"exec {sys.executable} -m ci_perf.cli run --config {config} --out out"
     child = subprocess.Popen(
-        [sys.executable, "-m", "ci_perf.cli", "run", "--config", str(config), "--out", "out"],
+        # started as a shell's background job would be: SIGINT ignored, which ci-perf must undo
+        ["bash", "-c", f"trap '' INT; {command}"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -205,7 +212,8 @@ def test_ctrl_c_stops_locust_and_leaves_no_process_behind(tmp_path: Path, demo: 
     while time.monotonic() < deadline and not (log.is_file() and "All users spawned" in log.read_text()):
         time.sleep(0.1)
     assert log.is_file()
-    child.send_signal(signal.SIGINT)
+    assert "All users spawned" in log.read_text()
+    child.send_signal(signum)
     _, err = child.communicate(timeout=30)
     assert child.returncode == 130
     assert "interrupted" in err

@@ -163,7 +163,7 @@ def run_locust(
     )
     deadline_s = config.load.duration + config.load.stop_timeout + STARTUP_GRACE_S + 60
     began = time.monotonic()
-    with log_path.open("w", encoding="utf-8") as log:
+    with log_path.open("w", encoding="utf-8", buffering=1) as log:  # line-buffered: tail -f works
         started, returncode, timed_out = _supervise(
             command, env=env, log=log, deadline_s=deadline_s, on_progress=on_progress
         )
