@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ci_perf import __version__
 from ci_perf.config import DEFAULT_CONFIG_NAME, config_schema, load_config
-from ci_perf.errors import EXIT_BAD_INPUT, CiPerfError
+from ci_perf.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_PASS, CiPerfError
 
 EXIT_INTERRUPTED = 130
 
@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--branch", help="branch this run belongs to (default: from CI variables or git)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.epilog = "Arguments after -- go to Locust unchanged, e.g. -- --tags checkout"
+
+    compare = commands.add_parser("compare", help="compare a result with a baseline offline (no load)")
+    compare.add_argument("--baseline", type=Path, required=True, help="a store directory or one result.json")
+    compare.add_argument("--current", type=Path, required=True, help="the result.json to judge")
+    compare.add_argument("--out", type=Path, default=Path("ci-perf-out"), help="output folder (default: %(default)s)")
+    compare.add_argument("--config", type=Path, help="budget and comparison settings (default: ci-perf.yml if present)")
 
     validate = commands.add_parser("validate", help="check a config file and say what is wrong")
     validate.add_argument("file", type=Path, nargs="?", default=Path(DEFAULT_CONFIG_NAME))
@@ -99,6 +105,8 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
         source = config.locustfile or f"{len(config.endpoints or [])} endpoints"
         print(f"{args.file}: valid ({source}, {config.load.users} users for {config.load.duration:g} s)")
         return 0
+    if args.command == "compare":
+        return _compare(args)
     from ci_perf.pipeline import ProgressLine
 
     progress = ProgressLine(sys.stderr, interactive=sys.stderr.isatty())
@@ -123,6 +131,16 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
     if outcome.recorded_at:
         print(f"ci-perf: recorded as a baseline run: {outcome.recorded_at}")
     return outcome.exit_code
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ci_perf.config import Config
+    from ci_perf.pipeline import compare_offline
+
+    config_path = args.config or (Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None)
+    config = load_config(config_path) if config_path else Config(endpoints=["GET /"])  # type: ignore[list-item]
+    report = compare_offline(config, baseline=args.baseline, current=args.current, out_dir=args.out, echo=sys.stdout)
+    return EXIT_GATE_FAILED if report.status == "fail" else EXIT_PASS
 
 
 if __name__ == "__main__":

@@ -205,9 +205,20 @@ class PerformanceBudget(_Model):
 
 
 class Comparison(_Model):
+    """How a run is judged against its baseline; docs/STATISTICS.md explains each setting."""
+
     baseline_branch: str = "main"
     history: int = Field(default=20, ge=1, le=1000)
-    min_effect_percent: float = Field(default=5.0, ge=0)
+    min_effect_percent: float = Field(default=5.0, ge=0, description="smallest change worth a verdict")
+    min_abs_ms: float = Field(default=1.0, ge=0, description="latency changes below this are never verdicts")
+    min_error_rate_points: float = Field(default=0.1, ge=0, description="error-rate floor, percentage points")
+    q: float = Field(default=0.01, gt=0, lt=1, description="false discovery rate (Benjamini-Hochberg)")
+    power: float = Field(default=0.8, gt=0, lt=1, description="power at which the MDE is computed")
+    run_noise_percent: float = Field(
+        default=3.0, ge=0, description="run-to-run noise assumed when fewer than 3 baseline runs can show it"
+    )
+    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="resamples for the interval")
+    seed: int = Field(default=0, description="seed of the resampling: same input, same report")
     fail_on: list[Literal["budget", "regression"]] = ["budget", "regression"]
 
 

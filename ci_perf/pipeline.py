@@ -23,7 +23,7 @@ from ci_perf.gitinfo import detect_git
 from ci_perf.loadtest.readiness import wait_until_ready
 from ci_perf.loadtest.runner import check_extra_args, check_locustfile, run_locust
 from ci_perf.report import Report, build_report, render_markdown, render_terminal
-from ci_perf.results import RunResult, save_result
+from ci_perf.results import RunResult, load_result, save_result
 from ci_perf.store.local import LocalStore
 
 PLAIN_PROGRESS_EVERY_S = 10.0
@@ -131,8 +131,38 @@ def run_pipeline(
                 echo.write("ci-perf: not recorded as a baseline: the run was unreliable\n")
         else:
             recorded_at = store.record(result)
-    exit_code = EXIT_GATE_FAILED if report.status == "fail" else EXIT_PASS
+    exit_code = EXIT_GATE_FAILED if report.status == "fail" else EXIT_PASS  # the one place both are decided
     return RunOutcome(result=result, report=report, exit_code=exit_code, recorded_at=recorded_at)
+
+
+def compare_offline(config: Config, *, baseline: Path, current: Path, out_dir: Path, echo: TextIO | None) -> Report:
+    """``ci-perf compare``: the same analysis as ``run`` on results already recorded.
+
+    ``baseline`` is a store directory (its runs of the current run's scenario on the baseline
+    branch, else of the same load) or a single result file.
+    """
+    result = load_result(current)
+    if baseline.is_dir():
+        if not LocalStore(baseline).entries():
+            raise InputError(f"{baseline}: no recorded runs (expected a ci-perf store with index.jsonl)")
+        history, matched_on = LocalStore(baseline).history(
+            scenario_key=result.meta.scenario_key,
+            load_key=result.meta.load_key,
+            branch=config.comparison.baseline_branch,
+            limit=config.comparison.history,
+        )
+        if not history:
+            raise InputError(
+                f"{baseline}: no run of this scenario on branch '{config.comparison.baseline_branch}'; "
+                "set comparison.baseline_branch or pass one result file"
+            )
+    else:
+        history, matched_on = [load_result(baseline)], "scenario"
+    report = analyse(config, result, history=history, matched_on=matched_on)
+    write_reports(report, out_dir)
+    if echo is not None:
+        echo.write(render_terminal(report))
+    return report
 
 
 def _target_flag(target: str) -> str:
@@ -144,7 +174,9 @@ def _target_flag(target: str) -> str:
 
 def analyse(config: Config, result: RunResult, *, history: Sequence[RunResult], matched_on: str) -> Report:
     """The pure core: budget and comparison of one result with its history."""
-    comparison = compare_runs(result, history, matched_on="load" if matched_on == "load" else "scenario")
+    comparison = compare_runs(
+        result, history, settings=config.comparison, matched_on="load" if matched_on == "load" else "scenario"
+    )
     budget = check_budget(config.performance_budget, result)
     return build_report(
         meta=result.meta,
@@ -152,8 +184,7 @@ def analyse(config: Config, result: RunResult, *, history: Sequence[RunResult], 
         endpoint_stats=[(e.name, e.stats, e.errors) for e in result.endpoints],
         budget=budget,
         comparison=comparison,
-        fail_on=config.comparison.fail_on,
-        baseline_branch=config.comparison.baseline_branch,
+        settings=config.comparison,
     )
 
 

@@ -23,15 +23,14 @@ import jinja2
 from pydantic import BaseModel, ConfigDict
 
 from ci_perf.analysis.budget import BudgetReport
-from ci_perf.analysis.compare import ComparisonReport, EndpointComparison
-from ci_perf.results import AGGREGATE, ErrorCount, RunMeta, Stats
+from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison, MetricComparison
+from ci_perf.config import Comparison
+from ci_perf.results import AGGREGATE, MEASURES, ErrorCount, RunMeta, Stats
 
 MARKER = "<!-- ci-perf -->"
 COMMENT_LIMIT = 65_536
 MAX_NAME_CHARS = 120
 SPARK_BARS = "▁▂▃▄▅▆▇█"
-
-GateReason = Literal["budget", "regression"]
 
 
 class _Frozen(BaseModel):
@@ -50,13 +49,12 @@ class Report(_Frozen):
     status: Literal["pass", "fail"]
     headline: str
     gate_reasons: list[str]
-    fail_on: list[GateReason]
+    comparison_settings: Comparison
     meta: RunMeta
     aggregate: EndpointRow
     endpoints: list[EndpointRow]
     budget: BudgetReport
     comparison: ComparisonReport | None
-    baseline_branch: str
     notes: list[str]
 
 
@@ -67,8 +65,7 @@ def build_report(
     endpoint_stats: Sequence[tuple[str, Stats, list[ErrorCount]]],
     budget: BudgetReport,
     comparison: ComparisonReport | None,
-    fail_on: Sequence[GateReason],
-    baseline_branch: str,
+    settings: Comparison,
 ) -> Report:
     """Decide pass/fail from the budget (and, later, regressions) and word the headline."""
     failing = {c.endpoint for c in budget.violations}
@@ -90,44 +87,71 @@ def build_report(
         budget="fail" if AGGREGATE in failing else "pass" if AGGREGATE in checked else "none",
         errors=[],
     )
+    fail_on, baseline_branch = settings.fail_on, settings.baseline_branch
+    regressions = comparison.with_verdict("regression") if comparison else []
     reasons = []
+    if "regression" in fail_on and regressions:
+        reasons.append(_plural(len(regressions), "regression"))
     if "budget" in fail_on and budget.violations:
-        count = len(budget.violations)
-        reasons.append(f"{count} budget violation{'s' if count != 1 else ''}")
+        reasons.append(_plural(len(budget.violations), "budget violation"))
     notes = _notes(meta=meta, budget=budget, comparison=comparison, baseline_branch=baseline_branch)
     status: Literal["pass", "fail"] = "fail" if reasons else "pass"
     return Report(
         status=status,
-        headline=_headline(status, reasons, budget=budget, aggregate=aggregate_row),
+        headline=_headline(status, reasons, budget=budget, aggregate=aggregate_row, comparison=comparison),
         gate_reasons=reasons,
-        fail_on=list(fail_on),
+        comparison_settings=settings,
         meta=meta,
         aggregate=aggregate_row,
         endpoints=rows,
         budget=budget,
         comparison=comparison,
-        baseline_branch=baseline_branch,
         notes=notes,
     )
 
 
-def _headline(status: str, reasons: list[str], *, budget: BudgetReport, aggregate: EndpointRow) -> str:
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def describe_change(endpoint: str, metric: MetricComparison) -> str:
+    """``GET /api/orders p95 +18.0 % [+11.0 %, +26.0 %]`` (points for error rates)."""
+    label = MEASURES[METRICS[metric.metric]][0]
+    fmt = format_points if metric.scale == "points" else format_delta
+    return f"{endpoint} {label} {fmt(metric.effect)} [{fmt(metric.ci_low)}, {fmt(metric.ci_high)}]"
+
+
+def _headline(
+    status: str,
+    reasons: list[str],
+    *,
+    budget: BudgetReport,
+    aggregate: EndpointRow,
+    comparison: ComparisonReport | None,
+) -> str:
     """Plain text (escaped when rendered): what happened, in one line."""
     if status == "fail":
-        worst = "; ".join(
+        regressions = comparison.with_verdict("regression") if comparison else []
+        named = [describe_change(e, m) for e, m in regressions[:3]]
+        named += [
             f"{c.endpoint} {c.label} {format_value(c.measured, c.unit)} {'>' if c.upper_bound else '<'} "
             f"{format_value(c.limit, c.unit)}"
-            for c in budget.violations[:3]
-        )
-        more = f" and {len(budget.violations) - 3} more" if len(budget.violations) > 3 else ""
-        return f"failed: {', '.join(reasons)} ({worst}{more})"
+            for c in budget.violations[: max(0, 3 - len(named))]
+        ]
+        hidden = len(regressions) + len(budget.violations) - len(named)
+        more = f" and {hidden} more" if hidden > 0 else ""
+        return f"failed: {', '.join(reasons)} ({'; '.join(named)}{more})"
     p95 = aggregate.stats.p95_ms
     summary = f"p95 {format_value(p95, 'ms')}, {format_value(aggregate.stats.rps, 'rps')}"
     metric = aggregate.comparison.metrics.get("p95") if aggregate.comparison else None
     if metric is not None and metric.delta_percent is not None:
         summary += f" ({format_delta(metric.delta_percent)} p95 vs baseline)"
     within = f"{len(budget.checks)} budget rules met; " if budget.checks else ""
-    return f"passed: {within}{summary}"
+    verdicts = ""
+    if comparison is not None and comparison.mode != "none":
+        unclear = len(comparison.with_verdict("inconclusive"))
+        verdicts = "no regression found; " if not unclear else f"no regression found, {unclear} tests inconclusive; "
+    return f"passed: {within}{verdicts}{summary}"
 
 
 def _notes(
@@ -174,6 +198,16 @@ def format_delta(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value:+.1f} %"
+
+
+def format_points(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f} pp"
+
+
+def format_p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}" if value < 0.01 else f"{value:.2f}"
 
 
 def format_count(value: int) -> str:
@@ -240,6 +274,8 @@ def _environment() -> jinja2.Environment:
         pct=format_pct,
         rps=format_rps,
         delta=format_delta,
+        points=format_points,
+        p=format_p,
         count=format_count,
         value=format_value,
         md=escape_markdown,
@@ -248,7 +284,7 @@ def _environment() -> jinja2.Environment:
         spark=sparkline,
         mermaid_label=mermaid_label,
     )
-    env.globals.update(MARKER=MARKER)
+    env.globals.update(MARKER=MARKER, MEASURES=MEASURES, METRICS=METRICS, describe_change=describe_change)
     return env
 
 

@@ -119,6 +119,7 @@ class RunMeta(_Frozen):
     ended_at: float = Field(description="epoch seconds of the last response")
     duration_s: float = Field(description="measured from recorded timestamps, warm-up included")
     measured_s: float = Field(description="the part after warm-up that the totals cover")
+    measured_from: float = Field(description="start of the first window after warm-up (epoch seconds)")
     warmup_s: float
     window_s: float
     load: dict[str, object]
@@ -129,6 +130,11 @@ class RunMeta(_Frozen):
     generator: GeneratorHealth
     reliable: bool = True
     unreliable_reasons: list[str] = []
+
+
+def is_measured(window_start: float, measured_from: float) -> bool:
+    """Whether a window counts in totals and verdicts (it starts after the warm-up)."""
+    return window_start >= measured_from - 1e-9
 
 
 class RunResult(_Frozen):

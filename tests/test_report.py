@@ -25,9 +25,12 @@ CONFIG = Config(
 )
 
 
-def _run(orders_ms: float, *, sha: str, failures: int = 0, start: float = 1_000.0) -> RunResult:
+def _run(orders_ms: float, *, sha: str, failures: int = 0, start: float = 1_000.0, speed: float = 1.0) -> RunResult:
     collected = collected_run(
-        endpoints={"GET /api/products": [10.0, 11.0, 12.0] * 20, "POST /api/orders": [orders_ms] * 30},
+        endpoints={
+            "GET /api/products": [speed * v for v in (10.0, 11.0, 12.0)] * 20,
+            "POST /api/orders": [orders_ms * (1 + 0.01 * (i % 5 - 2)) for i in range(30)],
+        },
         failures={"POST /api/orders": failures},
         start=start,
     )
@@ -42,7 +45,10 @@ def _check_golden(name: str, text: str) -> None:
 
 
 def test_failing_report_matches_the_golden_markdown() -> None:
-    history = [_run(40.0, sha=f"{i}" * 40, start=1_000.0 + 100 * i) for i in range(1, 4)]
+    history = [
+        _run(40.0 * speed, sha=f"{i}" * 40, start=1_000.0 + 100 * i, speed=speed)
+        for i, speed in enumerate((0.98, 1.02, 1.0), start=1)
+    ]
     current = _run(52.0, sha="c" * 40, failures=3, start=2_000.0)
     report = analyse(CONFIG, current, history=history, matched_on="scenario")
     assert report.status == "fail"
@@ -62,8 +68,10 @@ def test_report_names_the_violation_and_the_delta() -> None:
     report = analyse(CONFIG, _run(52.0, sha="c" * 40), history=history, matched_on="scenario")
     markdown = render_markdown(report)
     assert markdown.startswith(MARKER)
-    assert "POST /api/orders p95 52.0 ms &gt; 45.0 ms" in markdown
-    assert "+30.0 %" in markdown
+    assert "regressions, 1 budget violation" in markdown
+    assert "| ❌ | <code>POST /api/orders</code> | p95 ≤ | 53.0 ms | 45.0 ms |" in markdown
+    assert "- 🔴 POST /api/orders p50 +29.7 %" in markdown
+    assert "single baseline" in markdown
     payload = json.loads(report.model_dump_json())
     assert payload["status"] == "fail"
     assert payload["budget"]["checks"]

@@ -126,6 +126,14 @@ def test_a_recorded_baseline_is_compared_and_a_pr_run_never_writes_it(tmp_path: 
     assert aggregate["baseline"] is not None
     assert aggregate["delta_percent"] is not None
     assert "median of 1 run on main" in (tmp_path / "pr" / "report.md").read_text()
+    assert report["comparison"]["mode"] == "single"
+    offline = ci_perf(
+        "compare", "--baseline", "store", "--current", "pr/result.json", "--out", "offline", "--config", str(config),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    again = json.loads((tmp_path / "offline" / "report.json").read_text())
+    assert again["comparison"] == report["comparison"]  # same input and seed, same verdicts
 
 
 def test_a_target_refusing_connections_exits_3_with_one_sentence(tmp_path: Path) -> None:

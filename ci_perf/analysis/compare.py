@@ -1,21 +1,27 @@
-"""Baseline vs current: per endpoint and metric, the baseline median over history and the delta.
+"""Baseline vs current: per endpoint (and the aggregate) × metric, an estimate, its uncertainty and a verdict.
 
-Pure. The baseline is the median of the same metric over the last N recorded
-runs of the same scenario on the baseline branch. Each ``MetricComparison`` has
-room for a statistical verdict (``verdict``, ``ci_low``, ``ci_high``,
-``p_value``); until the verdict engine fills them it says ``not-judged``.
+Pure: results and settings in, a ``ComparisonReport`` out; resampling is seeded from the settings.
+The mode follows the baseline: ``history`` with ≥ 3 earlier runs, ``single`` with 1–2, ``none``
+without. Every p-value of the report is adjusted together (Benjamini-Hochberg), then each test gets
+its verdict by the rule in docs/STATISTICS.md.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ci_perf.results import AGGREGATE, RunResult, Stats
+from ci_perf import sketches
+from ci_perf.analysis import stats
+from ci_perf.config import Comparison
+from ci_perf.results import AGGREGATE, EndpointWindow, RunResult, Stats, is_measured
 
 # metric → the Stats field compared (labels and units in results.MEASURES)
 METRICS: dict[str, str] = {
@@ -26,8 +32,22 @@ METRICS: dict[str, str] = {
     "error_rate": "error_rate_percent",
     "rps": "rps",
 }
+# the statistic each latency metric is over windows
+_STATISTIC: dict[str, float | str] = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "mean": "mean"}
 
 Verdict = Literal["regression", "improvement", "unchanged", "inconclusive", "no-baseline", "not-judged"]
+Mode = Literal["history", "single", "none"]
+
+MODE_NOTES: dict[str, str] = {
+    "history": "history: this run against the spread of {n} earlier runs (Student-t prediction interval)",
+    "single": (
+        "single baseline: this run's windows against {n} earlier run(s); windows cannot show run-to-run "
+        "noise, so {noise:g} % is assumed (comparison.run_noise_percent); record 3 or more baseline runs "
+        "for verdicts that measure it"
+    ),
+    "none": "no baseline yet",
+}
+THROUGHPUT_NOTE = "not judged: with a fixed number of users, throughput follows latency"
 
 
 class _Frozen(BaseModel):
@@ -35,15 +55,22 @@ class _Frozen(BaseModel):
 
 
 class MetricComparison(_Frozen):
+    """One test. Latency metrics: ratios (current / baseline). Error rate: percentage points."""
+
     metric: str
     baseline: float | None
     current: float | None
     delta_percent: float | None
     baseline_runs: int
     verdict: Verdict = "not-judged"
-    ci_low: float | None = None
+    scale: Literal["ratio", "points"] = "ratio"
+    effect: float | None = None  # ratio − 1 in %, or the difference in points
+    ci_low: float | None = None  # same scale as effect
     ci_high: float | None = None
     p_value: float | None = None
+    p_adjusted: float | None = None
+    mde: float | None = None  # same scale as effect
+    note: str = ""
 
 
 class EndpointComparison(_Frozen):
@@ -61,6 +88,8 @@ class BaselineRun(_Frozen):
 
 
 class ComparisonReport(_Frozen):
+    mode: Mode
+    mode_note: str
     baseline_runs: int
     matched_on: Literal["scenario", "load"]
     endpoints: list[EndpointComparison]
@@ -69,6 +98,9 @@ class ComparisonReport(_Frozen):
     def for_endpoint(self, name: str) -> EndpointComparison | None:
         return next((e for e in self.endpoints if e.endpoint == name), None)
 
+    def with_verdict(self, verdict: Verdict) -> list[tuple[str, MetricComparison]]:
+        return [(e.endpoint, m) for e in self.endpoints for m in e.metrics.values() if m.verdict == verdict]
+
 
 def delta_percent(baseline: float | None, current: float | None) -> float | None:
     if baseline is None or current is None or baseline == 0:
@@ -76,52 +108,201 @@ def delta_percent(baseline: float | None, current: float | None) -> float | None
     return 100.0 * (current - baseline) / baseline
 
 
-def _compare_stats(current: Stats | None, history: Sequence[Stats]) -> dict[str, MetricComparison]:
-    out = {}
-    for metric, field in METRICS.items():
-        values = [v for v in (getattr(s, field) for s in history) if v is not None]
-        baseline = statistics.median(values) if values else None
-        now = getattr(current, field) if current is not None else None
-        out[metric] = MetricComparison(
-            metric=metric,
-            baseline=baseline,
-            current=now,
-            delta_percent=delta_percent(baseline, now),
-            baseline_runs=len(values),
-            verdict="not-judged" if values else "no-baseline",
-        )
-    return out
+@dataclass
+class _Test:
+    """A test waiting for the report-wide p-value adjustment."""
+
+    endpoint: str
+    metric: str
+    base: MetricComparison
+    estimate: stats.Estimate | None
+    note: str = ""
 
 
 def compare_runs(
-    current: RunResult, baseline: Sequence[RunResult], *, matched_on: Literal["scenario", "load"]
+    current: RunResult,
+    baseline: Sequence[RunResult],
+    *,
+    settings: Comparison,
+    matched_on: Literal["scenario", "load"] = "scenario",
 ) -> ComparisonReport:
     """Compare ``current`` with ``baseline`` runs (oldest first)."""
-    endpoints = []
-    for endpoint in current.endpoints:
-        history = [e.stats for run in baseline for e in run.endpoints if e.name == endpoint.name]
-        endpoints.append(
-            EndpointComparison(
-                endpoint=endpoint.name,
-                metrics=_compare_stats(endpoint.stats, history),
-                p95_history=[s.p95_ms for s in history if s.p95_ms is not None],
+    mode: Mode = "history" if len(baseline) >= 3 else "single" if baseline else "none"
+    rng = np.random.default_rng(settings.seed)
+    names = [e.name for e in current.endpoints] + [AGGREGATE]
+    tests: list[_Test] = []
+    histories: dict[str, list[float]] = {}
+    for name in names:
+        now = _stats(current, name)
+        before = [s for s in (_stats(run, name) for run in baseline) if s is not None]
+        histories[name] = [s.p95_ms for s in before if s.p95_ms is not None]
+        windows = _windows(current, name), [w for run in baseline for w in _windows(run, name)]
+        for metric, field in METRICS.items():
+            values = [v for v in (getattr(s, field) for s in before) if v is not None]
+            base_value = statistics.median(values) if values else None
+            now_value = getattr(now, field) if now is not None else None
+            shown = MetricComparison(
+                metric=metric,
+                baseline=base_value,
+                current=now_value,
+                delta_percent=delta_percent(base_value, now_value),
+                baseline_runs=len(values),
+                scale="points" if metric == "error_rate" else "ratio",
             )
-        )
-    endpoints.append(
-        EndpointComparison(
-            endpoint=AGGREGATE,
-            metrics=_compare_stats(current.aggregate, [run.aggregate for run in baseline]),
-            p95_history=[run.aggregate.p95_ms for run in baseline if run.aggregate.p95_ms is not None],
-        )
-    )
+            if metric == "rps":
+                tests.append(_Test(name, metric, shown.model_copy(update={"note": THROUGHPUT_NOTE}), None, "skip"))
+                continue
+            if not before or now is None or now.requests == 0:
+                tests.append(_Test(name, metric, shown, None, "no-baseline"))
+                continue
+            estimate = _estimate(metric, mode, now, before, windows, settings=settings, rng=rng)
+            tests.append(_Test(name, metric, shown, estimate))
+    judged = [(t, t.estimate) for t in tests if t.estimate is not None]
+    # regressions and improvements are two families, each adjusted over every test of the report
+    ups = stats.benjamini_hochberg([e.p_up for _, e in judged])
+    downs = stats.benjamini_hochberg([e.p_down for _, e in judged])
+    adjusted = {id(t): (up, down) for (t, _), up, down in zip(judged, ups, downs, strict=True)}
+    reasons = current.meta.unreliable_reasons
+    results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
+    for test in tests:
+        results[test.endpoint][test.metric] = _decide(test, adjusted.get(id(test)), settings, unreliable=reasons)
     return ComparisonReport(
+        mode=mode,
+        mode_note=MODE_NOTES[mode].format(n=len(baseline), noise=settings.run_noise_percent),
         baseline_runs=len(baseline),
         matched_on=matched_on,
-        endpoints=endpoints,
+        endpoints=[EndpointComparison(endpoint=n, metrics=results[n], p95_history=histories[n]) for n in names],
         history=[
             BaselineRun(label=_label(run), p95_ms=run.aggregate.p95_ms, rps=run.aggregate.rps) for run in baseline
         ],
     )
+
+
+def _stats(run: RunResult, name: str) -> Stats | None:
+    if name == AGGREGATE:
+        return run.aggregate
+    return next((e.stats for e in run.endpoints if e.name == name), None)
+
+
+def _measured(run: RunResult, windows: Sequence[EndpointWindow]) -> list[EndpointWindow]:
+    """The windows the totals cover: those after the warm-up."""
+    return [w for w in windows if is_measured(w.start, run.meta.measured_from)]
+
+
+def _windows(run: RunResult, name: str) -> list[EndpointWindow]:
+    if name != AGGREGATE:
+        endpoint = next((e for e in run.endpoints if e.name == name), None)
+        return _measured(run, endpoint.windows) if endpoint else []
+    by_start: dict[float, list[EndpointWindow]] = {}
+    for endpoint in run.endpoints:
+        for window in _measured(run, endpoint.windows):
+            by_start.setdefault(window.start, []).append(window)
+    return [
+        EndpointWindow(
+            start=start,
+            requests=sum(w.requests for w in parts),
+            failures=sum(w.failures for w in parts),
+            latency=sketches.merge(w.latency for w in parts),
+        )
+        for start, parts in sorted(by_start.items())
+    ]
+
+
+def _estimate(
+    metric: str,
+    mode: Mode,
+    now: Stats,
+    before: Sequence[Stats],
+    windows: tuple[list[EndpointWindow], list[EndpointWindow]],
+    *,
+    settings: Comparison,
+    rng: np.random.Generator,
+) -> stats.Estimate | None:
+    current_windows, base_windows = windows
+    alpha, power = settings.q, settings.power
+    if metric == "error_rate":
+        if mode == "history":
+            phi = stats.dispersion([s.failures for s in before], [s.requests for s in before])
+            base_counts = (sum(s.failures for s in before), sum(s.requests for s in before))
+        else:
+            phi = max(
+                stats.dispersion([w.failures for w in arm], [w.requests for w in arm])
+                for arm in (base_windows, current_windows)
+            )
+            base_counts = (sum(w.failures for w in base_windows), sum(w.requests for w in base_windows))
+        return stats.counts_test(base_counts, (now.failures, now.requests), phi=phi, alpha=alpha, power=power)
+    field = METRICS[metric]
+    if mode == "history":
+        values = [v for v in (getattr(s, field) for s in before) if v is not None]
+        current_value = getattr(now, field)
+        return None if current_value is None else stats.history_test(values, current_value, alpha=alpha, power=power)
+    if not base_windows or not current_windows:
+        return None
+    base_matrix, current_matrix, offset = stats.window_matrices(
+        [w.latency for w in base_windows], [w.latency for w in current_windows]
+    )
+    return stats.windows_test(
+        base_matrix,
+        current_matrix,
+        stats.key_values(offset, base_matrix.bins.shape[1]),
+        _STATISTIC[metric],
+        alpha=alpha,
+        power=power,
+        replicates=settings.bootstrap,
+        rng=rng,
+        run_variance=math.log1p(settings.run_noise_percent / 100) ** 2 * (1 + 1 / len(before)),
+    )
+
+
+def _decide(
+    test: _Test, adjusted: tuple[float, float] | None, settings: Comparison, *, unreliable: list[str]
+) -> MetricComparison:
+    shown = test.base
+    if test.note == "skip":
+        return shown
+    if test.note == "no-baseline":
+        return shown.model_copy(update={"verdict": "no-baseline"})
+    estimate = test.estimate
+    if estimate is None:
+        return shown.model_copy(update={"verdict": "inconclusive", "note": "not enough data for a test"})
+    points = shown.scale == "points"
+    scale = (lambda x: x) if points else (lambda x: 100 * math.expm1(x))
+    up, down = adjusted or (1.0, 1.0)
+    increased = estimate.effect >= 0
+    update: dict[str, object] = {
+        "effect": scale(estimate.effect),
+        "ci_low": scale(estimate.low),
+        "ci_high": scale(estimate.high),
+        "p_value": estimate.p_up if increased else estimate.p_down,
+        "p_adjusted": up if increased else down,
+        "mde": scale(estimate.mde),
+    }
+    up_significant, down_significant = up < settings.q, down < settings.q
+    if points:
+        floor = settings.min_error_rate_points
+        worse = up_significant and estimate.low > floor
+        better = down_significant and estimate.high < -floor
+        detectable = estimate.mde <= floor
+        wanted = f"{floor:g} points"
+    else:
+        change = abs((shown.current or 0.0) - (shown.baseline or 0.0))
+        large = change > settings.min_abs_ms
+        bound = math.log1p(settings.min_effect_percent / 100)
+        worse = up_significant and large and estimate.low > bound
+        better = down_significant and large and estimate.high < -bound
+        detectable = estimate.mde <= bound
+        wanted = f"{settings.min_effect_percent:g} %"
+    if unreliable and (worse or better):
+        update |= {"verdict": "inconclusive", "note": "the run was unreliable: " + "; ".join(unreliable)}
+    elif worse:
+        update["verdict"] = "regression"
+    elif better:
+        update["verdict"] = "improvement"
+    elif not detectable:
+        update |= {"verdict": "inconclusive", "note": f"this comparison cannot detect a {wanted} change"}
+    else:
+        update["verdict"] = "unchanged"
+    return shown.model_copy(update=update)
 
 
 def _label(run: RunResult) -> str:

@@ -28,6 +28,7 @@ from ci_perf.results import (
     RunMeta,
     RunResult,
     Stats,
+    is_measured,
 )
 from ci_perf.sketches import Sketch
 
@@ -142,7 +143,7 @@ def summarize_run(
             EndpointWindow(start=w.start, requests=w.requests, failures=w.failures, latency=w.latency, errors=w.errors)
             for w in ordered
         ]
-        measured = [w for w in kept if w.start >= measured_from - 1e-9]
+        measured = [w for w in kept if is_measured(w.start, measured_from)]
         measured_all.extend(measured)
         endpoints.append(
             EndpointResult(
@@ -165,6 +166,7 @@ def summarize_run(
         ended_at=last,
         duration_s=last - first,
         measured_s=measured_s,
+        measured_from=measured_from,
         warmup_s=load.warmup,
         window_s=window_s,
         load={**load.model_dump(), "peak_users": collected.peak_users},

@@ -1,0 +1,312 @@
+"""The statistical tests behind the verdicts. Pure math on numbers and sketches; docs/STATISTICS.md explains each.
+
+* ``history_test``: one new run against n ≥ 3 earlier runs — Student-t prediction interval on logs.
+* ``windows_test``: one run against one or two runs — batch means of log window statistics (Welch,
+  variance inflated for lag-1 autocorrelation) and a stationary block bootstrap of the whole-run ratio.
+* ``counts_test``: error rates — Fisher's exact test for small counts, else a two-proportion test
+  whose variance is inflated by the over-dispersion seen across windows (or runs).
+
+Every function returns an ``Estimate`` in log-ratio space (or percentage points for counts) with
+one-sided p-values for an increase and for a decrease (regressions and improvements are two
+families, each adjusted on its own), a 95 % interval and the minimum detectable effect; tiny
+samples give ``None`` ("not enough data"), never a crash or a made-up number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+from ci_perf.sketches import _MAPPING, Sketch
+
+CONFIDENCE = 0.95
+MIN_BATCHES = 4
+MAX_RHO = 0.9
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An effect with its uncertainty. ``effect`` and the interval are in the test's scale."""
+
+    effect: float
+    low: float
+    high: float
+    p_up: float  # one-sided: the chance of an increase this large with no real change
+    p_down: float  # one-sided, for a decrease
+    mde: float
+    se: float
+    df: float
+
+
+def _t_quantile(p: float, df: float) -> float:
+    return float(stats.t.ppf(p, df)) if math.isfinite(df) else float(stats.norm.ppf(p))
+
+
+def mde_of(se: float, df: float, *, alpha: float, power: float) -> float:
+    """Smallest true effect found with probability ``power`` by a one-sided test at ``alpha``."""
+    return (_t_quantile(1 - alpha, df) + _t_quantile(power, df)) * se
+
+
+def _one_sided(t: float, df: float) -> tuple[float, float]:
+    if math.isfinite(df):
+        return float(stats.t.sf(t, df)), float(stats.t.cdf(t, df))
+    return float(stats.norm.sf(t)), float(stats.norm.cdf(t))
+
+
+# -- history mode ------------------------------------------------------------------------------
+
+
+def history_test(history: Sequence[float], current: float, *, alpha: float, power: float) -> Estimate | None:
+    """Is ``current`` outside what ``history`` predicts? Log scale; needs ≥ 3 positive values.
+
+    δ = log(current) − mean(log history); se = sd·√(1 + 1/n); t with n − 1 degrees of freedom.
+    """
+    values = [math.log(v) for v in history if v > 0]
+    if len(values) < 3 or current <= 0:
+        return None
+    n = len(values)
+    mean = float(np.mean(values))
+    sd = float(np.std(values, ddof=1))
+    se = max(sd, 1e-9) * math.sqrt(1 + 1 / n)
+    df = n - 1
+    effect = math.log(current) - mean
+    up, down = _one_sided(effect / se, df)
+    half = _t_quantile(0.5 + CONFIDENCE / 2, df) * se
+    return Estimate(effect, effect - half, effect + half, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)
+
+
+# -- single-baseline mode ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowMatrix:
+    """One arm's windows over a common key range: counts per key, plus zeros, sums and totals."""
+
+    bins: NDArray[np.float64]  # windows × keys (column 0 holds zeros)
+    sums: NDArray[np.float64]
+    counts: NDArray[np.float64]
+
+
+def window_matrices(base: Sequence[Sketch], current: Sequence[Sketch]) -> tuple[WindowMatrix, WindowMatrix, int]:
+    """Both arms on one key grid; returns (base, current, offset of column 1)."""
+    keyed = [s for s in (*base, *current) if s.bins]
+    offset = min((s.offset for s in keyed), default=0)
+    end = max((s.offset + len(s.bins) for s in keyed), default=0)
+
+    def matrix(sketches: Sequence[Sketch]) -> WindowMatrix:
+        bins = np.zeros((len(sketches), end - offset + 1))
+        for row, s in enumerate(sketches):
+            bins[row, 0] = s.zeros
+            if s.bins:
+                start = s.offset - offset + 1
+                bins[row, start : start + len(s.bins)] = s.bins
+        sums = np.array([s.sum for s in sketches], dtype=float)
+        counts = np.array([s.count for s in sketches], dtype=float)
+        return WindowMatrix(bins, sums, counts)
+
+    return matrix(base), matrix(current), offset
+
+
+def key_values(offset: int, width: int) -> NDArray[np.float64]:
+    """The value each column stands for: 0 for the zeros column, DDSketch's key value otherwise."""
+    values = np.array([_MAPPING.value(offset + i) for i in range(width - 1)], dtype=float)
+    return np.concatenate([[0.0], values])
+
+
+def quantile_rows(bins: NDArray[np.float64], q: float, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Quantile ``q`` of each row of counts (DDSketch's rank rule), NaN for empty rows."""
+    cumulative = np.cumsum(bins, axis=1)
+    total = cumulative[:, -1]
+    rank = q * (total - 1)
+    index = (cumulative > rank[:, None]).argmax(axis=1)
+    out: NDArray[np.float64] = values[index]
+    out[total <= 0] = np.nan
+    return out
+
+
+def statistic_rows(
+    matrix_bins: NDArray[np.float64], sums: NDArray[np.float64], statistic: float | str, values: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """A row-wise statistic: a quantile in (0, 1) or ``"mean"``."""
+    if statistic == "mean":
+        counts = matrix_bins.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, sums / counts, np.nan)
+    return quantile_rows(matrix_bins, float(statistic), values)
+
+
+def lag1_autocorrelation(series: NDArray[np.float64]) -> float:
+    """Lag-1 autocorrelation, clipped to [0, 0.9]: negative values are treated as none."""
+    if len(series) < 3:
+        return 0.0
+    centred = series - series.mean()
+    denominator = float(np.dot(centred, centred))
+    if denominator <= 0:
+        return 0.0
+    rho = float(np.dot(centred[:-1], centred[1:]) / denominator)
+    return min(max(rho, 0.0), MAX_RHO)
+
+
+def _batches(matrix: WindowMatrix, size: int) -> WindowMatrix:
+    count = len(matrix.counts) // size
+    if count == 0:
+        return WindowMatrix(np.zeros((0, matrix.bins.shape[1])), np.zeros(0), np.zeros(0))
+    cut = count * size
+    return WindowMatrix(
+        matrix.bins[:cut].reshape(count, size, -1).sum(axis=1),
+        matrix.sums[:cut].reshape(count, size).sum(axis=1),
+        matrix.counts[:cut].reshape(count, size).sum(axis=1),
+    )
+
+
+def batch_size(counts: NDArray[np.float64], statistic: float | str) -> int:
+    """Windows per batch so that a typical batch has enough requests for the statistic.
+
+    A quantile q needs ~10 / (1 − q) requests (p95: 200, p99: 1,000); a mean needs 10.
+    """
+    needed = 10.0 if statistic == "mean" else 10.0 / (1.0 - float(statistic))
+    typical = float(np.median(counts)) if len(counts) else 0.0
+    return max(1, math.ceil(needed / typical)) if typical > 0 else len(counts) + 1
+
+
+def stationary_bootstrap_weights(
+    windows: int, *, replicates: int, block: float, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """How often each window is drawn in each replicate (Politis & Romano's stationary bootstrap)."""
+    index = np.empty((replicates, windows), dtype=np.int64)
+    index[:, 0] = rng.integers(0, windows, replicates)
+    restart = rng.random((replicates, windows)) < 1.0 / block
+    fresh = rng.integers(0, windows, (replicates, windows))
+    for t in range(1, windows):
+        index[:, t] = np.where(restart[:, t], fresh[:, t], (index[:, t - 1] + 1) % windows)
+    flat = index + windows * np.arange(replicates)[:, None]
+    return np.bincount(flat.ravel(), minlength=replicates * windows).reshape(replicates, windows).astype(float)
+
+
+def windows_test(
+    base: WindowMatrix,
+    current: WindowMatrix,
+    values: NDArray[np.float64],
+    statistic: float | str,
+    *,
+    alpha: float,
+    power: float,
+    replicates: int,
+    rng: np.random.Generator,
+    run_variance: float = 0.0,
+) -> Estimate | None:
+    """One run against one or two earlier runs (pooled), from their windows.
+
+    p-values and MDE: Welch's test on batch means of the log statistic, each arm's variance inflated
+    by (1 + ρ)/(1 − ρ) for its lag-1 autocorrelation ρ. Effect: the whole-run log ratio. Interval:
+    percentiles of a stationary block bootstrap of the whole-run ratio (block length from ρ).
+    Windows cannot show run-to-run noise; ``run_variance`` (log scale, an assumed prior) is added to
+    the variance of the test and widens the interval, so that two runs that differ only by the
+    usual run-to-run offset are not called different.
+    """
+    arms = []
+    for matrix in (base, current):
+        size = batch_size(matrix.counts, statistic)
+        batches = _batches(matrix, size)
+        series = np.log(statistic_rows(batches.bins, batches.sums, statistic, values))
+        series = series[np.isfinite(series)]
+        if len(series) < MIN_BATCHES:
+            return None
+        rho = lag1_autocorrelation(series)
+        n_eff = len(series) * (1 - rho) / (1 + rho)
+        arms.append((series, max(n_eff, 2.0), rho))
+    (b_series, b_n, b_rho), (c_series, c_n, c_rho) = arms
+    b_var = float(np.var(b_series, ddof=1)) / b_n
+    c_var = float(np.var(c_series, ddof=1)) / c_n
+    se = math.sqrt(max(b_var + c_var + run_variance, 1e-18))
+    # Welch-Satterthwaite; the assumed run variance is a constant with no sampling error (infinite df)
+    spread = (b_var**2) / max(b_n - 1, 1) + (c_var**2) / max(c_n - 1, 1)
+    df = (b_var + c_var + run_variance) ** 2 / spread if spread > 0 else math.inf
+    whole = [
+        statistic_rows(m.bins.sum(axis=0, keepdims=True), np.array([m.sums.sum()]), statistic, values)[0]
+        for m in (base, current)
+    ]
+    if not all(np.isfinite(whole)) or min(whole) <= 0:
+        return None
+    effect = math.log(whole[1] / whole[0])
+    up, down = _one_sided(float(np.mean(c_series) - np.mean(b_series)) / se, df)
+    draws = []
+    for matrix, rho in ((base, b_rho), (current, c_rho)):
+        block = min(max((1 + rho) / (1 - rho), 1.0), max(len(matrix.counts) / 3, 1.0))
+        weights = stationary_bootstrap_weights(len(matrix.counts), replicates=replicates, block=block, rng=rng)
+        draws.append(statistic_rows(weights @ matrix.bins, weights @ matrix.sums, statistic, values))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = np.log(draws[1] / draws[0])
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios) < replicates // 2:
+        return None
+    low, high = (float(x) for x in np.quantile(ratios, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
+    if run_variance > 0:
+        widen = (_t_quantile(0.5 + CONFIDENCE / 2, math.inf) ** 2) * run_variance
+        low = effect - math.sqrt((effect - low) ** 2 + widen)
+        high = effect + math.sqrt((high - effect) ** 2 + widen)
+    return Estimate(effect, low, high, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)
+
+
+# -- error rates -------------------------------------------------------------------------------
+
+
+def dispersion(failures: Sequence[int], requests: Sequence[int]) -> float:
+    """Quasi-binomial over-dispersion across windows or runs (Pearson χ² / df), at least 1."""
+    f = np.asarray(failures, dtype=float)
+    n = np.asarray(requests, dtype=float)
+    keep = n > 0
+    f, n = f[keep], n[keep]
+    if len(n) < 2 or f.sum() == 0:
+        return 1.0
+    p = f.sum() / n.sum()
+    if p >= 1:
+        return 1.0
+    chi2 = float((((f - n * p) ** 2) / (n * p * (1 - p))).sum())
+    return max(1.0, chi2 / (len(n) - 1))
+
+
+def counts_test(
+    base: tuple[int, int],
+    current: tuple[int, int],
+    *,
+    phi: float,
+    alpha: float,
+    power: float,
+) -> Estimate | None:
+    """Error rate difference in percentage points: (failures, requests) of each arm.
+
+    Fisher's exact test (one-sided each way) when fewer than 5 failures are expected in an arm;
+    otherwise a two-proportion z-test with its variance multiplied by the over-dispersion ``phi``.
+    """
+    (fb, nb), (fc, nc) = base, current
+    if nb == 0 or nc == 0:
+        return None
+    pb, pc = fb / nb, fc / nc
+    pooled = (fb + fc) / (nb + nc)
+    effect = 100 * (pc - pb)
+    se = 100 * math.sqrt(phi * (pb * (1 - pb) / nb + pc * (1 - pc) / nc))
+    pooled_se = 100 * math.sqrt(phi * pooled * (1 - pooled) * (1 / nb + 1 / nc))
+    table = [[fc, nc - fc], [fb, nb - fb]]
+    if fb + fc == 0:
+        up = down = 1.0
+    elif min(pooled * nb, pooled * nc) < 5:
+        up = float(stats.fisher_exact(table, alternative="greater").pvalue)
+        down = float(stats.fisher_exact(table, alternative="less").pvalue)
+    else:
+        up, down = _one_sided(effect / pooled_se, math.inf) if pooled_se > 0 else (1.0, 1.0)
+    z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+    mde = mde_of(max(pooled_se, 100 / max(nb, nc)), math.inf, alpha=alpha, power=power)
+    return Estimate(effect, effect - z * se, effect + z * se, up, down, mde, se, math.inf)
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """BH-adjusted p-values (the false discovery rate at which each test would be called)."""
+    if not p_values:
+        return []
+    return [float(x) for x in stats.false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]

@@ -1,0 +1,93 @@
+"""Verdicts: the decision rule on results with known effects."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ci_perf.analysis.compare import compare_runs
+from ci_perf.analysis.summarize import summarize_run
+from ci_perf.config import Comparison, Config, LoadSettings
+from ci_perf.pipeline import analyse
+from ci_perf.results import RunResult
+from tests.conftest import collected_run
+
+LOAD = LoadSettings(users=10, duration=10, warmup=0)
+SETTINGS = Comparison()
+
+
+def _run(scale: float, *, slow: float = 1.0, start: float = 1_000.0, cpu: float = 20.0) -> RunResult:
+    collected = collected_run(
+        endpoints={
+            "GET /fast": [scale * v for v in (8.0, 9.0, 10.0, 11.0, 12.0)] * 40,
+            "GET /slow": [scale * slow * v for v in (40.0, 45.0, 50.0, 55.0, 60.0)] * 40,
+        },
+        start=start,
+        cpu_percent=cpu,
+    )
+    return summarize_run(collected, load=LOAD, target="http://x", tool_version="t")
+
+
+def _history(n: int, cv: float, seed: int = 1) -> list[RunResult]:
+    rng = np.random.default_rng(seed)
+    return [_run(float(np.exp(rng.normal(0, cv))), start=1_000.0 + 100 * i) for i in range(n)]
+
+
+def _verdicts(
+    current: RunResult, history: list[RunResult], settings: Comparison = SETTINGS
+) -> dict[tuple[str, str], str]:
+    report = compare_runs(current, history, settings=settings)
+    return {(e.endpoint, m.metric): m.verdict for e in report.endpoints for m in e.metrics.values()}
+
+
+def test_history_mode_flags_a_large_slowdown_on_one_endpoint_only() -> None:
+    verdicts = _verdicts(_run(1.0, slow=1.25, start=5_000.0), _history(10, cv=0.01))
+    assert verdicts[("GET /slow", "p95")] == "regression"
+    assert verdicts[("GET /slow", "mean")] == "regression"
+    assert verdicts[("GET /fast", "p95")] == "unchanged"
+    assert "regression" not in {v for (e, _), v in verdicts.items() if e == "GET /fast"}
+
+
+def test_a_quiet_history_and_no_change_gives_unchanged() -> None:
+    verdicts = _verdicts(_run(1.0, start=5_000.0), _history(10, cv=0.007))  # MDE ≈ 3.4 % < 5 %
+    assert set(verdicts.values()) <= {"unchanged", "not-judged"}
+    assert verdicts[("GET /fast", "rps")] == "not-judged"
+
+
+def test_a_short_noisy_history_is_inconclusive_never_a_silent_pass() -> None:
+    verdicts = _verdicts(_run(1.0, start=5_000.0), _history(3, cv=0.05))
+    assert verdicts[("GET /slow", "p95")] == "inconclusive"
+
+
+def test_an_effect_below_the_minimum_is_never_a_regression() -> None:
+    history = _history(10, cv=0.001)
+    verdicts = _verdicts(_run(1.0, slow=1.03, start=5_000.0), history)
+    assert verdicts[("GET /slow", "p95")] == "unchanged"  # significant, but +3 % < 5 %
+
+
+def test_an_unreliable_run_gives_no_regression_verdict() -> None:
+    verdicts = _verdicts(_run(1.0, slow=1.5, start=5_000.0, cpu=99.0), _history(10, cv=0.01))
+    assert verdicts[("GET /slow", "p95")] == "inconclusive"
+
+
+def test_without_baseline_every_metric_says_so() -> None:
+    verdicts = _verdicts(_run(1.0), [])
+    assert {v for (_, m), v in verdicts.items() if m != "rps"} == {"no-baseline"}
+
+
+def test_single_baseline_mode_is_named_and_deterministic_for_a_seed() -> None:
+    current, base = _run(1.0, slow=1.3, start=5_000.0), [_run(1.0)]
+    first = compare_runs(current, base, settings=SETTINGS)
+    assert first.mode == "single"
+    assert "cannot show run-to-run noise" in first.mode_note
+    assert compare_runs(current, base, settings=SETTINGS) == first
+
+
+def test_the_gate_fails_on_a_regression_only_when_asked() -> None:
+    history = _history(10, cv=0.01)
+    current = _run(1.0, slow=1.25, start=5_000.0)
+    config = Config(endpoints=["GET /slow"])  # type: ignore[list-item]
+    failing = analyse(config, current, history=history, matched_on="scenario")
+    assert failing.status == "fail"
+    assert failing.headline.startswith("failed: 7 regressions (GET /slow p50 +24.4 % [+21.1 %, +27.8 %]")
+    budget_only = config.model_copy(update={"comparison": Comparison(fail_on=["budget"])})
+    assert analyse(budget_only, current, history=history, matched_on="scenario").status == "pass"

@@ -1,0 +1,151 @@
+"""The statistical tests on data with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ci_perf import sketches
+from ci_perf.analysis import stats
+
+
+def test_history_test_matches_the_t_prediction_interval_by_hand() -> None:
+    history = [100.0, 102.0, 98.0, 101.0, 99.0]
+    estimate = stats.history_test(history, 110.0, alpha=0.01, power=0.8)
+    assert estimate is not None
+    logs = np.log(history)
+    se = np.std(logs, ddof=1) * math.sqrt(1 + 1 / 5)
+    assert estimate.effect == pytest.approx(math.log(110) - logs.mean())
+    assert estimate.se == pytest.approx(se)
+    assert estimate.df == 4
+    assert estimate.low < estimate.effect < estimate.high
+
+
+@pytest.mark.parametrize("history", [[100.0], [100.0, 101.0], [0.0, 0.0, 100.0]])
+def test_history_test_needs_three_runs(history: list[float]) -> None:
+    assert stats.history_test(history, 100.0, alpha=0.01, power=0.8) is None
+
+
+def test_history_interval_covers_the_truth_about_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(3)
+    covered = 0
+    trials = 2_000
+    for _ in range(trials):
+        runs = np.exp(rng.normal(0, 0.03, 11))
+        estimate = stats.history_test(list(runs[:10] * 50), float(runs[10] * 50 * 1.1), alpha=0.01, power=0.8)
+        assert estimate is not None
+        covered += estimate.low <= math.log(1.1) <= estimate.high
+    assert 0.93 <= covered / trials <= 0.97
+
+
+def _windows(
+    rng: np.random.Generator, *, windows: int, per_window: int, shift: float, phi: float
+) -> list[sketches.Sketch]:
+    level = 0.0
+    out = []
+    for _ in range(windows):
+        level = phi * level + rng.normal(0, 0.02)
+        out.append(sketches.of_values(list(rng.lognormal(math.log(20) + shift + level, 0.4, per_window))))
+    return out
+
+
+def _windows_estimate(base: list[sketches.Sketch], current: list[sketches.Sketch], q: float) -> stats.Estimate | None:
+    b, c, offset = stats.window_matrices(base, current)
+    return stats.windows_test(
+        b, c, stats.key_values(offset, b.bins.shape[1]), q,
+        alpha=0.01, power=0.8, replicates=400, rng=np.random.default_rng(0),
+    )  # fmt: skip
+
+
+def test_windows_test_finds_a_large_shift_and_brackets_it() -> None:
+    rng = np.random.default_rng(5)
+    base = _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3)
+    current = _windows(rng, windows=40, per_window=300, shift=math.log(1.25), phi=0.3)
+    estimate = _windows_estimate(base, current, 0.95)
+    assert estimate is not None
+    assert estimate.p_up < 1e-6
+    assert estimate.p_down > 0.99
+    assert estimate.low < math.log(1.25) < estimate.high
+    assert estimate.low > math.log(1.1)
+
+
+def test_windows_test_sees_no_change_between_identical_conditions() -> None:
+    rng = np.random.default_rng(6)
+    estimate = _windows_estimate(
+        _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3),
+        _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3),
+        0.5,
+    )
+    assert estimate is not None
+    assert min(estimate.p_up, estimate.p_down) > 0.001
+    assert estimate.low < 0 < estimate.high
+
+
+def test_windows_test_refuses_too_few_requests_for_the_quantile() -> None:
+    rng = np.random.default_rng(7)
+    base = _windows(rng, windows=10, per_window=20, shift=0.0, phi=0.0)
+    assert _windows_estimate(base, base, 0.99) is None  # p99 needs ~1,000 requests per batch
+
+
+def test_autocorrelation_is_estimated_and_clipped() -> None:
+    rng = np.random.default_rng(8)
+    noise = rng.normal(size=5_000)
+    series = np.empty_like(noise)
+    series[0] = noise[0]
+    for i in range(1, len(series)):
+        series[i] = 0.6 * series[i - 1] + noise[i]
+    assert stats.lag1_autocorrelation(series) == pytest.approx(0.6, abs=0.05)
+    assert stats.lag1_autocorrelation(-series[::2] * np.resize([1, -1], len(series[::2]))) <= 0.9
+    assert stats.lag1_autocorrelation(np.resize([1.0, -1.0], 100)) == 0.0
+
+
+def test_counts_test_uses_an_exact_test_for_small_counts() -> None:
+    estimate = stats.counts_test((0, 1_000), (3, 1_000), phi=1.0, alpha=0.01, power=0.8)
+    assert estimate is not None
+    assert estimate.p_up == pytest.approx(0.1249, abs=1e-3)  # Fisher's exact, one-sided
+    assert estimate.p_down == 1.0
+    assert estimate.effect == pytest.approx(0.3)
+
+
+def test_counts_test_inflates_for_over_dispersion() -> None:
+    plain = stats.counts_test((100, 10_000), (150, 10_000), phi=1.0, alpha=0.01, power=0.8)
+    spread = stats.counts_test((100, 10_000), (150, 10_000), phi=4.0, alpha=0.01, power=0.8)
+    assert plain is not None
+    assert spread is not None
+    assert spread.p_up > plain.p_up
+    assert spread.high - spread.low == pytest.approx(2 * (plain.high - plain.low))
+
+
+def test_dispersion_is_one_for_binomial_windows_and_more_for_bursts() -> None:
+    assert stats.dispersion([1, 1, 1, 1], [100, 100, 100, 100]) == 1.0
+    assert stats.dispersion([0, 0, 0, 40], [100, 100, 100, 100]) > 10
+
+
+def test_benjamini_hochberg_matches_the_textbook_example() -> None:
+    adjusted = stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.02, 0.04, 0.04, 0.02])
+
+
+def test_mde_shrinks_with_the_standard_error() -> None:
+    assert stats.mde_of(0.01, 9, alpha=0.01, power=0.8) < stats.mde_of(0.02, 9, alpha=0.01, power=0.8)
+    assert stats.mde_of(0.01, math.inf, alpha=0.05, power=0.8) == pytest.approx(0.01 * (1.64485 + 0.84162), rel=1e-4)
+
+
+def test_an_assumed_run_noise_widens_the_single_baseline_interval() -> None:
+    rng = np.random.default_rng(9)
+    base = _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3)
+    current = _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3)
+    b, c, offset = stats.window_matrices(base, current)
+    values = stats.key_values(offset, b.bins.shape[1])
+    narrow, wide = (
+        stats.windows_test(
+            b, c, values, 0.5, alpha=0.01, power=0.8, replicates=400, rng=np.random.default_rng(0), run_variance=v
+        )
+        for v in (0.0, 0.03**2 * 2)
+    )
+    assert narrow is not None
+    assert wide is not None
+    assert wide.high - wide.low > 2 * (narrow.high - narrow.low)
+    assert wide.mde > narrow.mde
