@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint bench bench-sketch bench-pipeline bench-overhead bench-wall clean
+.PHONY: demo test lint bench bench-sketch bench-pipeline bench-overhead bench-wall bench-detect bench-detect-live clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -46,3 +46,9 @@ clean:
 
 bench-wall: $(BIN)/ci-perf
 	cd benchmarks && ../$(BIN)/python bench_wall.py
+
+bench-detect: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_detect.py
+
+bench-detect-live: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_detect_live.py

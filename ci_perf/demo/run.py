@@ -24,7 +24,7 @@ from ci_perf.errors import EnvironmentFailure
 from ci_perf.pipeline import ProgressLine, run_pipeline
 
 DEMO_CONFIG = Path(__file__).with_name("ci-perf.yml")
-BASELINE_RUNS = 3
+BASELINE_RUNS = 5
 SLOWED_ROUTE = "POST /api/orders"
 SLOWDOWN = 1.30
 
