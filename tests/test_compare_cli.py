@@ -1,0 +1,55 @@
+"""`ci-perf compare`: the offline analysis of recorded results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ci_perf.cli import main
+from ci_perf.results import save_result
+from ci_perf.store.local import LocalStore
+from tests.test_compare import _history, _run
+
+
+def test_compare_judges_a_result_against_a_store_and_fails_the_gate_on_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    for run in _history(10, cv=0.01):
+        store.record(run.model_copy(update={"meta": run.meta.model_copy(update={"git_branch": "main"})}))
+    save_result(_run(1.0, slow=1.25, start=5_000.0), tmp_path / "current.json")
+    code = main(["compare", "--baseline", str(tmp_path / "store"), "--current", str(tmp_path / "current.json"),
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 1
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["comparison"]["mode"] == "history"
+    assert "REGRESSION  GET /slow p95 +24.3 % [+22.2 %, +26.4 %]" in capsys.readouterr().out
+
+
+def test_compare_with_one_result_file_uses_single_baseline_mode(tmp_path: Path) -> None:
+    save_result(_run(1.0), tmp_path / "base.json")
+    save_result(_run(1.0, start=5_000.0), tmp_path / "current.json")
+    code = main(["compare", "--baseline", str(tmp_path / "base.json"), "--current", str(tmp_path / "current.json"),
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["comparison"]["mode"] == "single"
+
+
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [
+        pytest.param("empty-dir", "no recorded runs", id="empty-store"),
+        pytest.param("missing.json", "cannot read the result file", id="missing-file"),
+    ],
+)
+def test_compare_with_an_unusable_baseline_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], baseline: str, message: str
+) -> None:
+    (tmp_path / "empty-dir").mkdir()
+    save_result(_run(1.0), tmp_path / "current.json")
+    code = main(["compare", "--baseline", str(tmp_path / baseline), "--current", str(tmp_path / "current.json"),
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    assert message in capsys.readouterr().err
