@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint bench bench-sketch bench-pipeline bench-overhead bench-wall bench-detect bench-detect-live clean
+.PHONY: demo test lint bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -30,7 +30,7 @@ lint: $(BIN)/ci-perf
 	$(BIN)/ruff format --check ci_perf tests benchmarks
 	$(BIN)/mypy --strict ci_perf
 
-bench: bench-sketch bench-pipeline bench-overhead bench-wall
+bench: bench-sketch bench-listener bench-pipeline bench-overhead bench-wall
 
 bench-sketch: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_sketch.py
@@ -52,3 +52,6 @@ bench-detect: $(BIN)/ci-perf
 
 bench-detect-live: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_detect_live.py
+
+bench-listener: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_listener.py

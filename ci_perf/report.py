@@ -67,26 +67,21 @@ def build_report(
     comparison: ComparisonReport | None,
     settings: Comparison,
 ) -> Report:
-    """Decide pass/fail from the budget (and, later, regressions) and word the headline."""
+    """Decide pass/fail from the budget and the regressions (per ``fail_on``) and word the headline."""
     failing = {c.endpoint for c in budget.violations}
     checked = {c.endpoint for c in budget.checks}
-    rows = [
-        EndpointRow(
+
+    def row(name: str, stats: Stats, errors: list[ErrorCount]) -> EndpointRow:
+        return EndpointRow(
             name=name,
             stats=stats,
             comparison=comparison.for_endpoint(name) if comparison else None,
             budget="fail" if name in failing else "pass" if name in checked else "none",
             errors=errors,
         )
-        for name, stats, errors in endpoint_stats
-    ]
-    aggregate_row = EndpointRow(
-        name=AGGREGATE,
-        stats=aggregate,
-        comparison=comparison.for_endpoint(AGGREGATE) if comparison else None,
-        budget="fail" if AGGREGATE in failing else "pass" if AGGREGATE in checked else "none",
-        errors=[],
-    )
+
+    rows = [row(name, stats, errors) for name, stats, errors in endpoint_stats]
+    aggregate_row = row(AGGREGATE, aggregate, [])
     fail_on, baseline_branch = settings.fail_on, settings.baseline_branch
     regressions = comparison.with_verdict("regression") if comparison else []
     reasons = []
@@ -149,8 +144,10 @@ def _headline(
     within = f"{len(budget.checks)} budget rules met; " if budget.checks else ""
     verdicts = ""
     if comparison is not None and comparison.mode != "none":
+        found = len(comparison.with_verdict("regression"))
         unclear = len(comparison.with_verdict("inconclusive"))
-        verdicts = "no regression found; " if not unclear else f"no regression found, {unclear} tests inconclusive; "
+        verdicts = f"{_plural(found, 'regression')} (not gating)" if found else "no regression found"
+        verdicts += f", {unclear} tests inconclusive; " if unclear else "; "
     return f"passed: {within}{verdicts}{summary}"
 
 

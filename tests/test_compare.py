@@ -90,4 +90,6 @@ def test_the_gate_fails_on_a_regression_only_when_asked() -> None:
     assert failing.status == "fail"
     assert failing.headline.startswith("failed: 7 regressions (GET /slow p50 +24.4 % [+21.1 %, +27.8 %]")
     budget_only = config.model_copy(update={"comparison": Comparison(fail_on=["budget"])})
-    assert analyse(budget_only, current, history=history, matched_on="scenario").status == "pass"
+    passing = analyse(budget_only, current, history=history, matched_on="scenario")
+    assert passing.status == "pass"
+    assert passing.headline.startswith("passed: 7 regressions (not gating)")

@@ -136,7 +136,12 @@ def compare_runs(
         now = _stats(current, name)
         before = [s for s in (_stats(run, name) for run in baseline) if s is not None]
         histories[name] = [s.p95_ms for s in before if s.p95_ms is not None]
-        windows = _windows(current, name), [w for run in baseline for w in _windows(run, name)]
+        # windows are only tested in single-baseline mode; history mode judges run-level values
+        windows = (
+            (_windows(current, name), [w for run in baseline for w in _windows(run, name)])
+            if mode == "single"
+            else ([], [])
+        )
         for metric, field in METRICS.items():
             values = [v for v in (getattr(s, field) for s in before) if v is not None]
             base_value = statistics.median(values) if values else None
