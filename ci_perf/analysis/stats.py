@@ -22,11 +22,14 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from ci_perf.sketches import _MAPPING, Sketch
+from ci_perf.sketches import _MAPPING, RELATIVE_ACCURACY, Sketch
 
 CONFIDENCE = 0.95
 MIN_BATCHES = 4
 MAX_RHO = 0.9
+# A sketch knows a quantile only to within ±1 %: read as a uniform error, an sd of 1 %/√3 on the log
+# scale. History values that all fell into one bucket must not claim a zero-width interval.
+QUANTISATION_SD = RELATIVE_ACCURACY / math.sqrt(3)
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,15 @@ def history_test(history: Sequence[float], current: float, *, alpha: float, powe
     """Is ``current`` outside what ``history`` predicts? Log scale; needs ≥ 3 positive values.
 
     δ = log(current) − mean(log history); se = sd·√(1 + 1/n); t with n − 1 degrees of freedom.
+    The sd is at least the sketches' quantisation error (``QUANTISATION_SD``).
     """
     values = [math.log(v) for v in history if v > 0]
     if len(values) < 3 or current <= 0:
         return None
     n = len(values)
     mean = float(np.mean(values))
-    sd = float(np.std(values, ddof=1))
-    se = max(sd, 1e-9) * math.sqrt(1 + 1 / n)
+    sd = max(float(np.std(values, ddof=1)), QUANTISATION_SD)
+    se = sd * math.sqrt(1 + 1 / n)
     df = n - 1
     effect = math.log(current) - mean
     up, down = _one_sided(effect / se, df)
