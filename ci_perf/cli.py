@@ -138,6 +138,8 @@ def _compare(args: argparse.Namespace) -> int:
     from ci_perf.pipeline import compare_offline
 
     config_path = args.config or (Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None)
+    # without a config file: no budget, default comparison settings (the endpoints entry only
+    # satisfies the config's "locustfile or endpoints" rule; compare sends no load)
     config = load_config(config_path) if config_path else Config(endpoints=["GET /"])  # type: ignore[list-item]
     report = compare_offline(config, baseline=args.baseline, current=args.current, out_dir=args.out, echo=sys.stdout)
     return EXIT_GATE_FAILED if report.status == "fail" else EXIT_PASS
