@@ -143,9 +143,10 @@ def compare_offline(config: Config, *, baseline: Path, current: Path, out_dir: P
     """
     result = load_result(current)
     if baseline.is_dir():
-        if not LocalStore(baseline).entries():
+        store = LocalStore(baseline)
+        if not store.entries():
             raise InputError(f"{baseline}: no recorded runs (expected a ci-perf store with index.jsonl)")
-        history, matched_on = LocalStore(baseline).history(
+        history, matched_on = store.history(
             scenario_key=result.meta.scenario_key,
             load_key=result.meta.load_key,
             branch=config.comparison.baseline_branch,

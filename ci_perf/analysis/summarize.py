@@ -85,8 +85,13 @@ def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def generator_health(samples: Sequence[CpuSample], *, warnings: Sequence[str], since: float) -> GeneratorHealth:
-    """A process whose median CPU after warm-up reached 90 % of a core was saturated."""
+def generator_health(
+    samples: Sequence[CpuSample], *, warnings: Sequence[str], since: float
+) -> tuple[GeneratorHealth, str | None]:
+    """A process whose median CPU after warm-up reached 90 % of a core was saturated.
+
+    Returns the health and, when saturated, the sentence that makes the run unreliable.
+    """
     by_process: dict[str, list[float]] = defaultdict(list)
     for sample in samples:
         if sample.at >= since:
@@ -94,20 +99,21 @@ def generator_health(samples: Sequence[CpuSample], *, warnings: Sequence[str], s
     medians = {name: statistics.median(values) for name, values in by_process.items() if values}
     every = [p for values in by_process.values() for p in values]
     saturated = [name for name, median in medians.items() if median >= SATURATED_CPU_PERCENT]
-    notes = list(warnings)
-    if saturated:
-        notes.append(
-            f"load generator CPU saturated ({', '.join(sorted(saturated))}: median ≥ {SATURATED_CPU_PERCENT:.0f}%); "
-            "the run measured Locust, not the target; raise load.processes or add workers"
-        )
+    reason = (
+        f"load generator CPU saturated ({', '.join(sorted(saturated))}: median ≥ {SATURATED_CPU_PERCENT:.0f}%); "
+        "the run measured Locust, not the target; raise load.processes or add workers"
+        if saturated
+        else None
+    )
     workers = {name for name in by_process if name.startswith("worker")}
-    return GeneratorHealth(
+    health = GeneratorHealth(
         processes=max(1, len(workers)),
         cpu_median_percent=max(medians.values()) if medians else None,
         cpu_max_percent=max(every) if every else None,
         saturated=bool(saturated),
-        warnings=notes,
+        warnings=[*warnings, reason] if reason else list(warnings),
     )
+    return health, reason
 
 
 def summarize_run(
@@ -154,8 +160,8 @@ def summarize_run(
             )
         )
     scenario_key, load_key = scenario_keys(load, by_endpoint)
-    health = generator_health(collected.cpu, warnings=collected.cpu_warnings, since=measured_from)
-    reasons = [w for w in health.warnings if health.saturated and "saturated" in w]
+    health, saturation = generator_health(collected.cpu, warnings=collected.cpu_warnings, since=measured_from)
+    reasons = [saturation] if saturation else []
     if measured_s <= 0 or not measured_all:
         reasons.append("no requests after the warm-up; lengthen load.duration or shorten load.warmup")
     meta = RunMeta(
