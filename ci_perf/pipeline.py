@@ -24,6 +24,7 @@ from ci_perf.loadtest.readiness import wait_until_ready
 from ci_perf.loadtest.runner import check_extra_args, check_locustfile, run_locust
 from ci_perf.report import Report, build_report, render_markdown, render_terminal
 from ci_perf.results import RunResult, load_result, save_result
+from ci_perf.store import BaselineStore, History
 from ci_perf.store.local import LocalStore
 
 PLAIN_PROGRESS_EVERY_S = 10.0
@@ -80,8 +81,17 @@ def run_pipeline(
     cwd: Path,
     progress: ProgressLine | None = None,
     echo: TextIO | None = sys.stdout,
+    store: BaselineStore | None = None,
+    prefer_sha: str | None = None,
+    gate_changes: Sequence[str] = (),
+    run_url: str | None = None,
 ) -> RunOutcome:
-    """Run one load test end to end and write ``result.json``, ``report.md`` and ``report.json``."""
+    """Run one load test end to end and write ``result.json``, ``report.md`` and ``report.json``.
+
+    ``store`` defaults to the local store of ``config.store.path``; ``prefer_sha`` is a pull
+    request's merge-base commit (the history ends at its run when there is one);
+    ``gate_changes`` are the budget/comparison settings a pull request changes (shown, not applied).
+    """
     url = _target_flag(target) if target else config.target
     if not url:
         raise InputError("no target: set target: in the config or pass --target http://host:port")
@@ -111,16 +121,17 @@ def run_pipeline(
     )
     save_result(result, out_dir / "result.json")
     load_run.collected_path.unlink(missing_ok=True)  # result.json holds all of it now
-    store = LocalStore(Path(config.store.path))
-    comparison_settings = config.comparison
-    history, matched_on = store.history(
+    if store is None:
+        store = LocalStore(Path(config.store.path))
+    history = store.history(
         scenario_key=result.meta.scenario_key,
         load_key=result.meta.load_key,
-        branch=comparison_settings.baseline_branch,
-        limit=comparison_settings.history,
+        branch=config.comparison.baseline_branch,
+        limit=config.comparison.history,
+        prefer_sha=prefer_sha,
     )
-    report = analyse(config, result, history=history, matched_on=matched_on)
-    write_reports(report, out_dir)
+    report = analyse(config, result, history=history, gate_changes=gate_changes)
+    write_reports(report, out_dir, run_url=run_url)
     if echo is not None:
         echo.write(render_terminal(report))
         echo.flush()
@@ -146,20 +157,20 @@ def compare_offline(config: Config, *, baseline: Path, current: Path, out_dir: P
         store = LocalStore(baseline)
         if not store.entries():
             raise InputError(f"{baseline}: no recorded runs (expected a ci-perf store with index.jsonl)")
-        history, matched_on = store.history(
+        history = store.history(
             scenario_key=result.meta.scenario_key,
             load_key=result.meta.load_key,
             branch=config.comparison.baseline_branch,
             limit=config.comparison.history,
         )
-        if not history:
+        if not history.runs:
             raise InputError(
                 f"{baseline}: no run of this scenario on branch '{config.comparison.baseline_branch}'; "
                 "set comparison.baseline_branch or pass one result file"
             )
     else:
-        history, matched_on = [load_result(baseline)], "scenario"
-    report = analyse(config, result, history=history, matched_on=matched_on)
+        history = History(runs=[load_result(baseline)])
+    report = analyse(config, result, history=history)
     write_reports(report, out_dir)
     if echo is not None:
         echo.write(render_terminal(report))
@@ -173,11 +184,9 @@ def _target_flag(target: str) -> str:
         raise InputError(f"--target: {exc}") from exc
 
 
-def analyse(config: Config, result: RunResult, *, history: Sequence[RunResult], matched_on: str) -> Report:
+def analyse(config: Config, result: RunResult, *, history: History, gate_changes: Sequence[str] = ()) -> Report:
     """The pure core: budget and comparison of one result with its history."""
-    comparison = compare_runs(
-        result, history, settings=config.comparison, matched_on="load" if matched_on == "load" else "scenario"
-    )
+    comparison = compare_runs(result, history.runs, settings=config.comparison, matched_on=history.matched_on)
     budget = check_budget(config.performance_budget, result)
     return build_report(
         meta=result.meta,
@@ -186,10 +195,12 @@ def analyse(config: Config, result: RunResult, *, history: Sequence[RunResult], 
         budget=budget,
         comparison=comparison,
         settings=config.comparison,
+        baseline_anchor=history.anchor_sha,
+        gate_changes=gate_changes,
     )
 
 
-def write_reports(report: Report, out_dir: Path) -> None:
+def write_reports(report: Report, out_dir: Path, *, run_url: str | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (out_dir / "report.md").write_text(render_markdown(report, run_url=run_url), encoding="utf-8")
     (out_dir / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")

@@ -56,6 +56,8 @@ class Report(_Frozen):
     budget: BudgetReport
     comparison: ComparisonReport | None
     notes: list[str]
+    baseline_anchor: str | None = None  # the merge-base commit whose run ends the history
+    gate_changes: list[str] = []  # budget/comparison settings a pull request changes (shown, not applied)
 
 
 def build_report(
@@ -66,6 +68,8 @@ def build_report(
     budget: BudgetReport,
     comparison: ComparisonReport | None,
     settings: Comparison,
+    baseline_anchor: str | None = None,
+    gate_changes: Sequence[str] = (),
 ) -> Report:
     """Decide pass/fail from the budget and the regressions (per ``fail_on``) and word the headline."""
     failing = {c.endpoint for c in budget.violations}
@@ -102,6 +106,8 @@ def build_report(
         budget=budget,
         comparison=comparison,
         notes=notes,
+        baseline_anchor=baseline_anchor,
+        gate_changes=list(gate_changes),
     )
 
 

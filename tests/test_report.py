@@ -11,6 +11,7 @@ from ci_perf.config import Config, EndpointBudget, LoadSettings, PerformanceBudg
 from ci_perf.pipeline import analyse
 from ci_perf.report import COMMENT_LIMIT, MARKER, escape_markdown, render_markdown, render_terminal, sparkline
 from ci_perf.results import RunResult
+from ci_perf.store import History
 from tests.conftest import collected_run
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -50,7 +51,7 @@ def test_failing_report_matches_the_golden_markdown() -> None:
         for i, speed in enumerate((0.98, 1.02, 1.0), start=1)
     ]
     current = _run(52.0, sha="c" * 40, failures=3, start=2_000.0)
-    report = analyse(CONFIG, current, history=history, matched_on="scenario")
+    report = analyse(CONFIG, current, history=History(runs=history))
     assert report.status == "fail"
     markdown = render_markdown(report)
     _check_golden("report_fail.md", markdown)
@@ -58,14 +59,14 @@ def test_failing_report_matches_the_golden_markdown() -> None:
 
 
 def test_passing_report_without_baseline_matches_the_golden_markdown() -> None:
-    report = analyse(CONFIG, _run(30.0, sha="a" * 40), history=[], matched_on="scenario")
+    report = analyse(CONFIG, _run(30.0, sha="a" * 40), history=History())
     assert report.status == "pass"
     _check_golden("report_pass.md", render_markdown(report))
 
 
 def test_report_names_the_violation_and_the_delta() -> None:
     history = [_run(40.0, sha="b" * 40)]
-    report = analyse(CONFIG, _run(52.0, sha="c" * 40), history=history, matched_on="scenario")
+    report = analyse(CONFIG, _run(52.0, sha="c" * 40), history=History(runs=history))
     markdown = render_markdown(report)
     assert markdown.startswith(MARKER)
     assert "regressions, 1 budget violation" in markdown
@@ -103,7 +104,7 @@ def test_hostile_endpoint_names_and_messages_cannot_break_the_comment() -> None:
     )
     collected = collected.model_copy(update={"windows": [failing, *collected.windows[1:]]})
     result = summarize_run(collected, load=LoadSettings(duration=10, warmup=0), target="http://x", tool_version="t")
-    markdown = render_markdown(analyse(CONFIG, result, history=[], matched_on="scenario"))
+    markdown = render_markdown(analyse(CONFIG, result, history=History()))
     for bad in ("<img", "@admin", "<b>", "@team", "![](", "`y`"):
         assert bad not in markdown
 
@@ -114,7 +115,7 @@ def test_the_comment_never_exceeds_githubs_limit_and_says_what_was_cut() -> None
     budget = CONFIG.model_copy(
         update={"performance_budget": PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=1))}
     )
-    markdown = render_markdown(analyse(budget, result, history=[], matched_on="scenario"))
+    markdown = render_markdown(analyse(budget, result, history=History()))
     assert len(markdown) <= COMMENT_LIMIT
     assert "more endpoints not shown" in markdown
     assert "more rules not shown" in markdown

@@ -1,12 +1,52 @@
-"""Where base-branch runs are kept between CI runs; the history a new run is compared with."""
+"""Where base-branch runs are kept between CI runs; the history a new run is compared with.
+
+Two stores share one index format and one selection rule (``select_history``):
+``local.LocalStore`` (a directory) and ``github_branch.DataBranchStore`` (a data branch
+on GitHub). Only what loads and writes the files differs.
+"""
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from ci_perf.results import RunResult
 
 MatchedOn = Literal["scenario", "load"]
+
+
+class IndexEntry(BaseModel):
+    """One recorded run, as listed in a store's index."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    scenario_key: str
+    load_key: str
+    branch: str | None
+    sha: str | None
+    ended_at: float
+
+
+@dataclass(frozen=True)
+class History:
+    """The baseline runs (oldest first) and how they were chosen."""
+
+    runs: list[RunResult] = field(default_factory=list)
+    matched_on: MatchedOn = "scenario"
+    anchor_sha: str | None = None  # the merge-base commit whose run ends the history, when one was found
+
+
+@dataclass(frozen=True)
+class Selection:
+    entries: list[IndexEntry]
+    matched_on: MatchedOn
+    anchor_sha: str | None
 
 
 class BaselineStore(Protocol):
@@ -15,12 +55,60 @@ class BaselineStore(Protocol):
         ...
 
     def history(
-        self, *, scenario_key: str, load_key: str, branch: str, limit: int
-    ) -> tuple[list[RunResult], MatchedOn]:
-        """The last ``limit`` runs on ``branch`` (oldest first) of the same scenario.
-
-        Falls back to runs with the same load settings (``matched_on="load"``) when
-        none has the same endpoint set, so that adding an endpoint keeps the history
-        of the others.
-        """
+        self, *, scenario_key: str, load_key: str, branch: str, limit: int, prefer_sha: str | None = None
+    ) -> History:
+        """The last ``limit`` runs on ``branch`` of the same scenario; see ``select_history``."""
         ...
+
+
+def select_history(
+    entries: Sequence[IndexEntry],
+    *,
+    scenario_key: str,
+    load_key: str,
+    branch: str,
+    limit: int,
+    prefer_sha: str | None = None,
+) -> Selection:
+    """Choose the baseline runs from an index (pure).
+
+    Runs of the same scenario on ``branch``; when none has the same endpoint set, runs with
+    the same load settings (``matched_on="load"``), so that adding an endpoint keeps the
+    history of the others. With ``prefer_sha`` (a pull request's merge-base commit) and a run
+    of that commit, the history ends at that run: later base-branch runs measure commits
+    the pull request does not contain.
+    """
+    on_branch = sorted((e for e in entries if e.branch == branch), key=lambda e: e.ended_at)
+    same = [e for e in on_branch if e.scenario_key == scenario_key]
+    matched_on: MatchedOn = "scenario"
+    if not same:
+        same = [e for e in on_branch if e.load_key == load_key]
+        matched_on = "load" if same else "scenario"
+    anchor = None
+    if prefer_sha:
+        anchored = [i for i, e in enumerate(same) if e.sha == prefer_sha]
+        if anchored:
+            same = same[: anchored[-1] + 1]
+            anchor = prefer_sha
+    return Selection(entries=same[-limit:], matched_on=matched_on, anchor_sha=anchor)
+
+
+def run_file_name(result: RunResult) -> str:
+    """``<scenario>/<branch>/<UTC time><ms>-<sha12>.json``: unique per run, sorted by time within a folder."""
+    meta = result.meta
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(meta.ended_at))
+    millis = int(meta.ended_at * 1000) % 1000
+    branch = re.sub(r"[^A-Za-z0-9._-]+", "-", meta.git_branch or "no-branch").strip("-.") or "no-branch"
+    return f"{meta.scenario_key}/{branch}/{stamp}{millis:03d}-{(meta.git_sha or 'nosha')[:12]}.json"
+
+
+def index_entry(result: RunResult, file: str) -> IndexEntry:
+    meta = result.meta
+    return IndexEntry(
+        file=file,
+        scenario_key=meta.scenario_key,
+        load_key=meta.load_key,
+        branch=meta.git_branch,
+        sha=meta.git_sha,
+        ended_at=meta.ended_at,
+    )

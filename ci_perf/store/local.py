@@ -3,8 +3,8 @@
 Layout::
 
     .ci-perf/
-      index.jsonl                          one line per recorded run (appended)
-      runs/<scenario_key>/<time>-<sha>.json the full RunResult
+      index.jsonl                                      one line per recorded run (appended)
+      runs/<scenario_key>/<branch>/<time>-<sha>.json   the full RunResult
 
 The index is append-only and each line is written with one ``write`` call, so a
 crash never leaves a half-recorded run behind; a line whose file is gone is skipped.
@@ -12,25 +12,13 @@ crash never leaves a half-recorded run behind; a line whose file is gone is skip
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from ci_perf.errors import InputError
 from ci_perf.results import RunResult, load_result, save_result
-from ci_perf.store import MatchedOn
-
-
-class IndexEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    file: str
-    scenario_key: str
-    load_key: str
-    branch: str | None
-    sha: str | None
-    ended_at: float
+from ci_perf.store import History, IndexEntry, index_entry, run_file_name, select_history
 
 
 class LocalStore:
@@ -42,21 +30,10 @@ class LocalStore:
         return self.root / "index.jsonl"
 
     def record(self, result: RunResult) -> str:
-        meta = result.meta
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(meta.ended_at))
-        millis = int(meta.ended_at * 1000) % 1000
-        relative = f"runs/{meta.scenario_key}/{stamp}{millis:03d}-{(meta.git_sha or 'nosha')[:12]}.json"
+        relative = f"runs/{run_file_name(result)}"
         save_result(result, self.root / relative)
-        entry = IndexEntry(
-            file=relative,
-            scenario_key=meta.scenario_key,
-            load_key=meta.load_key,
-            branch=meta.git_branch,
-            sha=meta.git_sha,
-            ended_at=meta.ended_at,
-        )
         with self.index_path.open("a", encoding="utf-8") as index:
-            index.write(entry.model_dump_json() + "\n")
+            index.write(index_entry(result, relative).model_dump_json() + "\n")
         return str(self.root / relative)
 
     def entries(self) -> list[IndexEntry]:
@@ -73,13 +50,15 @@ class LocalStore:
         return sorted(entries, key=lambda e: e.ended_at)
 
     def history(
-        self, *, scenario_key: str, load_key: str, branch: str, limit: int
-    ) -> tuple[list[RunResult], MatchedOn]:
-        on_branch = [e for e in self.entries() if e.branch == branch]
-        same = [e for e in on_branch if e.scenario_key == scenario_key]
-        matched_on: MatchedOn = "scenario"
-        if not same:
-            same = [e for e in on_branch if e.load_key == load_key]
-            matched_on = "load" if same else "scenario"
-        runs = [load_result(self.root / e.file) for e in same[-limit:] if (self.root / e.file).is_file()]
-        return runs, matched_on
+        self, *, scenario_key: str, load_key: str, branch: str, limit: int, prefer_sha: str | None = None
+    ) -> History:
+        chosen = select_history(
+            self.entries(),
+            scenario_key=scenario_key,
+            load_key=load_key,
+            branch=branch,
+            limit=limit,
+            prefer_sha=prefer_sha,
+        )
+        runs = [load_result(self.root / e.file) for e in chosen.entries if (self.root / e.file).is_file()]
+        return History(runs=runs, matched_on=chosen.matched_on, anchor_sha=chosen.anchor_sha)
