@@ -1,6 +1,6 @@
-"""The ``ci-perf`` command line: run, validate, schema, demo, demo-service.
+"""The ``ci-perf`` command line: run, compare, action, validate, schema, demo, demo-service.
 
-Only this module (and ``action`` later) reads ``os.environ`` and ``sys.argv``;
+Only this module reads ``os.environ`` and ``sys.argv``;
 everything below gets plain values. Every ``CiPerfError`` becomes one sentence on
 stderr and its documented exit code (0 pass, 1 gate failed, 2 bad input,
 3 environment failure).
@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a config file and say what is wrong")
     validate.add_argument("file", type=Path, nargs="?", default=Path(DEFAULT_CONFIG_NAME))
+
+    action = commands.add_parser(
+        "action", help="the GitHub Action: reads INPUT_* and GITHUB_* from the environment (see action.yml)"
+    )
+    action.epilog = "Every setting comes from the environment, as a Docker action receives it."
 
     commands.add_parser("schema", help="print the JSON Schema of ci-perf.yml (for editor completion)")
 
@@ -110,6 +115,10 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
     from ci_perf.pipeline import ProgressLine
 
     progress = ProgressLine(sys.stderr, interactive=sys.stderr.isatty())
+    if args.command == "action":
+        from ci_perf.action import run_action
+
+        return run_action(dict(os.environ), cwd=Path.cwd(), stream=sys.stdout, progress=progress)
     if args.command == "demo":
         from ci_perf.demo.run import run_demo
 

@@ -266,7 +266,8 @@ def load_config(path: Path) -> Config:
     return parse_config(text, source=path)
 
 
-def parse_config(text: str, *, source: Path) -> Config:
+def parse_config(text: str, *, source: Path, check_files: bool = True) -> Config:
+    """Validate config text. ``check_files=False`` for a config read from another commit (no checkout)."""
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -283,7 +284,7 @@ def parse_config(text: str, *, source: Path) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, source=source, root=root)) from exc
-    return _resolve_paths(config, source=source, root=root)
+    return _resolve_paths(config, source=source, root=root) if check_files else config
 
 
 def _resolve_paths(config: Config, *, source: Path, root: yaml.Node | None) -> Config:

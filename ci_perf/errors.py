@@ -7,6 +7,8 @@ Every failure a user can cause or meet is one of these; anything else escaping
     ├── InputError               exit 2: the user gave us something we cannot use
     │   └── ConfigError          ... and it is the config file (names file and field)
     └── EnvironmentFailure       exit 3: the world failed (target down, Locust crashed)
+        └── GitHubError          GitHub's API failed after bounded retries
+            └── PermissionDenied ... with 403: the workflow's token lacks a permission
 
 Exit code 1 (the gate failed) is not an error: it is a verdict, decided in
 ``pipeline.py``. Exit code 0 is a pass.
@@ -40,3 +42,15 @@ class EnvironmentFailure(CiPerfError):
     """The target did not answer, Locust crashed, a service we depend on failed."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class GitHubError(EnvironmentFailure):
+    """GitHub's API answered with an error, or not at all, after bounded retries."""
+
+
+class PermissionDenied(GitHubError):
+    """403 "Resource not accessible by integration": ``permission`` names what the workflow must grant."""
+
+    def __init__(self, message: str, *, permission: str) -> None:
+        super().__init__(message)
+        self.permission = permission

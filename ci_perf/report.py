@@ -11,6 +11,7 @@ and the cut is said.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 import re
@@ -58,6 +59,32 @@ class Report(_Frozen):
     notes: list[str]
     baseline_anchor: str | None = None  # the merge-base commit whose run ends the history
     gate_changes: list[str] = []  # budget/comparison settings a pull request changes (shown, not applied)
+
+    @property
+    def verdict(self) -> Literal["pass", "fail", "inconclusive"]:
+        """The action's output: ``inconclusive`` when the gate passed but could not judge.
+
+        That is an unreliable run (no regression verdicts), or a run with neither a budget
+        rule nor a baseline to be checked against.
+        """
+        if self.status == "fail":
+            return "fail"
+        nothing_checked = not self.budget.checks and (self.comparison is None or self.comparison.mode == "none")
+        return "inconclusive" if not self.meta.reliable or nothing_checked else "pass"
+
+    @property
+    def regressions(self) -> list[tuple[str, MetricComparison]]:
+        return self.comparison.with_verdict("regression") if self.comparison else []
+
+    def fingerprint(self) -> str:
+        """What ``comment: on-change`` compares: the gate, each budget rule's status, each verdict."""
+        parts: list[str] = [self.status]
+        parts += sorted(f"{c.endpoint}|{c.rule}|{c.status}" for c in self.budget.checks)
+        if self.comparison:
+            parts += sorted(
+                f"{e.endpoint}|{m.metric}|{m.verdict}" for e in self.comparison.endpoints for m in e.metrics.values()
+            )
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def build_report(

@@ -1,0 +1,355 @@
+"""``ci-perf action``: the GitHub Action's composition root.
+
+Reads straight down: the runner's environment (``github.context``) → what to do
+(``activities.decide``) → the run (``pipeline``) or, in report mode, an artifact → publish
+(comment, check, job summary, outputs, ``junit.xml``). Exit codes as everywhere: 0 pass,
+1 the gate failed, 2 bad input, 3 the environment failed. Publishing never decides the
+verdict: when GitHub fails after retries, the files and the job summary are still written
+and the exit code is 1 if the gate failed, else 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ci_perf.activities import Decision, decide
+from ci_perf.config import Config, load_config, parse_config
+from ci_perf.errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_GATE_FAILED,
+    EXIT_PASS,
+    ConfigError,
+    GitHubError,
+    InputError,
+)
+from ci_perf.github.context import ActionContext, PullRequest
+from ci_perf.github.gateway import GatewaySettings, GitHubGateway
+from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment, with_fingerprint
+from ci_perf.github.workflow import WorkflowLog, append_summary, write_outputs
+from ci_perf.junit import render_junit
+from ci_perf.pipeline import ProgressLine, analyse, run_pipeline, write_reports
+from ci_perf.report import Report, escape_markdown, render_terminal
+from ci_perf.results import RunResult, parse_result
+from ci_perf.store import BaselineStore
+from ci_perf.store.github_branch import DataBranchStore
+from ci_perf.store.local import LocalStore
+
+MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
+GATE_SECTIONS = ("performance_budget", "comparison")
+FORK_RECIPE = """\
+The token cannot write to this repository (a pull request from a fork gets a read-only token).
+The comment was written to {path}. To post it, use the fork-safe pair of workflows
+(README, "Pull requests from forks"):
+  1. on: pull_request — run ci-perf (mode: check) and upload {out_dir} with actions/upload-artifact;
+  2. on: workflow_run (of 1) — download that artifact and run ci-perf with mode: report.
+The second workflow runs with a write token and never executes code from the pull request."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A report and where it lives, from a run or from an artifact."""
+
+    report: Report
+    out_dir: Path
+    head_sha: str | None
+    pull: int | None
+
+
+def run_action(environ: Mapping[str, str], *, cwd: Path, stream: TextIO, progress: ProgressLine | None = None) -> int:
+    context = ActionContext.from_environ(environ, cwd=cwd)
+    out = WorkflowLog(stream, on_actions=context.on_actions)
+    inputs = context.inputs
+    if inputs.github_token:
+        out.mask(inputs.github_token)
+    decision = decide(
+        mode=inputs.mode,
+        event_name=context.event_name,
+        ref=context.ref,
+        default_branch=context.default_branch,
+        has_pull=context.pull_request is not None,
+    )
+    out.info(f"{decision.activity} ({decision.why})")
+    if inputs.baseline_url:
+        raise InputError(
+            "input baseline_url: duet mode (the base deployment measured in the same run) is not available in "
+            "this version of ci-perf; remove the input"
+        )
+    try:
+        config = _load_config(context)
+    except ConfigError as exc:
+        out.config_problems(str(exc), workspace=context.workspace)
+        append_summary(context.summary_path, _config_error_summary(str(exc)))
+        raise
+    gateway = _gateway(context, decision, environ)
+    with _closing(gateway):
+        if decision.activity == "report-only":
+            assert gateway is not None
+            judged = _judge_artifact(context, config, gateway, out)
+        else:
+            judged = _run(context, decision, config, gateway, environ=environ, out=out, progress=progress)
+        return _publish(context, decision, judged, gateway, out)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def _load_config(context: ActionContext) -> Config:
+    inputs = context.inputs
+    config = load_config(context.resolve(inputs.config))
+    updates: dict[str, object] = {}
+    if inputs.locustfile:
+        locustfile = context.resolve(inputs.locustfile)
+        if not locustfile.is_file():
+            raise InputError(f"input locustfile: {locustfile} does not exist; the path is relative to the repository")
+        updates |= {"locustfile": str(locustfile), "endpoints": None}
+    if inputs.fail_on is not None:
+        updates["comparison"] = config.comparison.model_copy(update={"fail_on": list(inputs.fail_on)})
+    return config.model_copy(update=updates)
+
+
+def _gateway(context: ActionContext, decision: Decision, environ: Mapping[str, str]) -> GitHubGateway | None:
+    token, repository = context.inputs.github_token, context.repository
+    if not (token and repository):
+        if decision.activity != "local":
+            missing = "input github_token" if not token else "GITHUB_REPOSITORY"
+            raise InputError(f"{decision.activity} needs {missing}; run inside GitHub Actions with the default token")
+        return None
+    return GitHubGateway(
+        token=token, api_url=context.api_url, repository=repository, settings=GatewaySettings.from_environ(environ)
+    )
+
+
+@contextmanager
+def _closing(gateway: GitHubGateway | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if gateway is not None:
+            gateway.close()
+
+
+# -- judging -----------------------------------------------------------------------------------
+
+
+def _run(
+    context: ActionContext,
+    decision: Decision,
+    config: Config,
+    gateway: GitHubGateway | None,
+    *,
+    environ: Mapping[str, str],
+    out: WorkflowLog,
+    progress: ProgressLine | None,
+) -> Judged:
+    inputs = context.inputs
+    child_environ = dict(environ)
+    pull = context.pull_request if decision.activity == "check-pr" else None
+    store: BaselineStore = (
+        DataBranchStore(gateway, branch=inputs.data_branch, keep=inputs.keep_runs)
+        if gateway
+        else LocalStore(Path(config.store.path))
+    )
+    prefer_sha: str | None = None
+    changes: list[str] = []
+    branch: str | None = None
+    head_sha = context.sha
+    if pull is not None:
+        assert gateway is not None
+        config, changes = _gate_from_base(context, config, gateway, pull, out)
+        prefer_sha = gateway.merge_base(pull.base_sha or pull.base_ref, pull.head_sha)
+        head_sha, branch = pull.head_sha, pull.head_ref
+        child_environ["GITHUB_SHA"] = pull.head_sha  # the run belongs to the head, not the test merge commit
+        out.info(f"baseline: {inputs.data_branch}, branch {config.comparison.baseline_branch}, merge base {prefer_sha}")
+    out_dir = context.resolve(inputs.out_dir)
+    with out.group("ci-perf: load test"):
+        outcome = run_pipeline(
+            config,
+            out_dir=out_dir,
+            target=inputs.target_url,
+            record=decision.activity == "record-baseline",
+            branch=branch,
+            extra_args=inputs.extra_args,
+            environ=child_environ,
+            cwd=context.workspace,
+            progress=progress,
+            echo=out.stream,
+            store=store,
+            prefer_sha=prefer_sha,
+            gate_changes=changes,
+            run_url=context.run_url,
+        )
+    if outcome.recorded_at:
+        out.info(f"recorded as a baseline run: {outcome.recorded_at}")
+    elif decision.activity == "record-baseline":
+        out.warning("the run was unreliable and was not recorded as a baseline")
+    return Judged(report=outcome.report, out_dir=out_dir, head_sha=head_sha, pull=pull.number if pull else None)
+
+
+def _gate_from_base(
+    context: ActionContext, config: Config, gateway: GitHubGateway, pull: PullRequest, out: WorkflowLog
+) -> tuple[Config, list[str]]:
+    """The budget and comparison settings of the base branch, and what the pull request changes in them.
+
+    A pull request must not loosen the gate it is judged by; ``trust_pr_config: true`` opts out.
+    The baseline branch defaults to the pull request's base branch.
+    """
+    if "baseline_branch" not in config.comparison.model_fields_set:
+        config = config.model_copy(
+            update={"comparison": config.comparison.model_copy(update={"baseline_branch": pull.base_ref})}
+        )
+    if context.inputs.trust_pr_config:
+        return config, []
+    path = _repository_path(context, context.resolve(context.inputs.config))
+    text = gateway.read_file(path, ref=pull.base_sha or pull.base_ref)
+    if text is None:
+        out.info(f"the base branch has no {path}: this pull request's budget and comparison settings are used")
+        return config, []
+    try:
+        base = parse_config(text, source=Path(f"{pull.base_ref}:{path}"), check_files=False)
+    except ConfigError as exc:
+        out.warning(f"the base branch's {path} is invalid, so this pull request's gate settings are used: {exc}")
+        return config, []
+    if "baseline_branch" not in base.comparison.model_fields_set:
+        base = base.model_copy(
+            update={"comparison": base.comparison.model_copy(update={"baseline_branch": pull.base_ref})}
+        )
+    if context.inputs.fail_on is not None:
+        base = base.model_copy(
+            update={"comparison": base.comparison.model_copy(update={"fail_on": list(context.inputs.fail_on)})}
+        )
+    changes = [
+        change for section in GATE_SECTIONS for change in _diff(section, _dump(base, section), _dump(config, section))
+    ]
+    if changes:
+        out.warning(f"this pull request changes the gate; judged with {pull.base_ref}'s settings: {'; '.join(changes)}")
+    gated = config.model_copy(update={s: getattr(base, s) for s in GATE_SECTIONS})
+    return gated, changes
+
+
+def _dump(config: Config, section: str) -> object:
+    return getattr(config, section).model_dump(mode="json")
+
+
+def _diff(path: str, before: object, after: object) -> list[str]:
+    """``performance_budget.api_endpoints.p95_latency_ms: 200 → 300`` for every changed leaf."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after))
+        return [line for key in keys for line in _diff(f"{path}.{key}", before.get(key), after.get(key))]
+    if before == after:
+        return []
+    return [f"{path}: {_show(before)} → {_show(after)}"]
+
+
+def _show(value: object) -> str:
+    return "unset" if value is None else str(value)
+
+
+def _repository_path(context: ActionContext, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(context.workspace.resolve()).as_posix()
+    except ValueError as exc:
+        raise InputError(f"input config: {path} is outside the repository ({context.workspace})") from exc
+
+
+def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGateway, out: WorkflowLog) -> Judged:
+    """Report mode: judge the result an unprivileged run uploaded. Only JSON is read from it, never code."""
+    run = context.event.get("workflow_run")
+    if not isinstance(run, dict) or not run.get("head_sha"):
+        raise InputError("mode: report needs a workflow_run event (the run whose artifact is reported)")
+    head_sha = str(run["head_sha"])
+    out_dir = context.resolve(context.inputs.out_dir)
+    result = _read_artifact(out_dir / "result.json")
+    if result.meta.git_sha and result.meta.git_sha != head_sha:
+        out.warning(f"the artifact's result is of commit {result.meta.git_sha[:12]}, the run's head is {head_sha[:12]}")
+    listed = [p for p in run.get("pull_requests") or [] if isinstance(p, dict) and p.get("number")]
+    pull = gateway.pull(int(listed[0]["number"])) if listed else gateway.open_pull_with_head(head_sha)
+    if pull is None:
+        raise InputError(f"no open pull request has head {head_sha[:12]}; nothing to report on")
+    if "baseline_branch" not in config.comparison.model_fields_set:
+        config = config.model_copy(
+            update={"comparison": config.comparison.model_copy(update={"baseline_branch": pull.base_ref})}
+        )
+    store = DataBranchStore(gateway, branch=context.inputs.data_branch, keep=context.inputs.keep_runs)
+    history = store.history(
+        scenario_key=result.meta.scenario_key,
+        load_key=result.meta.load_key,
+        branch=config.comparison.baseline_branch,
+        limit=config.comparison.history,
+        prefer_sha=gateway.merge_base(pull.base_sha, head_sha),
+    )
+    report = analyse(config, result, history=history)
+    run_url = run.get("html_url") if isinstance(run.get("html_url"), str) else context.run_url
+    write_reports(report, out_dir, run_url=run_url)
+    out.stream.write(render_terminal(report))
+    return Judged(report=report, out_dir=out_dir, head_sha=head_sha, pull=pull.number)
+
+
+def _read_artifact(path: Path) -> RunResult:
+    if not path.is_file() or path.is_symlink():
+        raise InputError(f"{path}: no result.json in the artifact; upload the out_dir of the pull request's run")
+    size = path.stat().st_size
+    if size > MAX_ARTIFACT_BYTES:
+        raise InputError(f"{path}: {size:,} bytes is more than a ci-perf result can be ({MAX_ARTIFACT_BYTES:,})")
+    return parse_result(path.read_text(encoding="utf-8", errors="replace"), source=str(path))
+
+
+# -- publishing --------------------------------------------------------------------------------
+
+
+def _publish(
+    context: ActionContext, decision: Decision, judged: Judged, gateway: GitHubGateway | None, out: WorkflowLog
+) -> int:
+    report, out_dir = judged.report, judged.out_dir
+    markdown = (out_dir / "report.md").read_text(encoding="utf-8")
+    (out_dir / "junit.xml").write_text(render_junit(report), encoding="utf-8")
+    comment, check, publish_error = CommentOutcome("skipped"), CheckOutcome("summary-only"), None
+    try:
+        if gateway is not None and judged.pull is not None:
+            comment = upsert_comment(
+                gateway, number=judged.pull, markdown=markdown, report=report, policy=context.inputs.comment
+            )
+        if gateway is not None and judged.head_sha and decision.activity != "local":
+            check = publish_check(
+                gateway, head_sha=judged.head_sha, report=report, markdown=markdown, details_url=context.run_url
+            )
+    except GitHubError as exc:
+        publish_error = exc
+        out.error(f"publishing to GitHub failed; the report is in {out_dir} and the job summary: {exc}")
+    comment_file_written = comment.action == "denied"
+    if comment_file_written:
+        path = out_dir / "comment.md"
+        path.write_text(with_fingerprint(markdown, report), encoding="utf-8")
+        out.warning(f"{comment.reason}")
+        out.info(FORK_RECIPE.format(path=path, out_dir=context.inputs.out_dir))
+    elif comment.action in {"created", "updated"}:
+        out.info(f"comment {comment.action}: {comment.url}")
+    elif comment.reason:
+        out.info(f"no comment: {comment.reason}")
+    for warning in check.warnings:
+        out.warning(warning)
+    append_summary(context.summary_path, markdown)
+    write_outputs(
+        context.output_path,
+        {
+            "verdict": report.verdict,
+            "regressions": str(len(report.regressions)),
+            "budget_violations": str(len(report.budget.violations)),
+            "result_path": str(out_dir / "result.json"),
+            "report_path": str(out_dir / "report.md"),
+            "comment_url": comment.url or "",
+            "comment_file_written": "true" if comment_file_written else "false",
+        },
+    )
+    if report.status == "fail":
+        out.error(f"ci-perf {report.headline}")
+        return EXIT_GATE_FAILED
+    return EXIT_ENVIRONMENT if publish_error else EXIT_PASS
+
+
+def _config_error_summary(message: str) -> str:
+    lines = "\n".join(f"- {escape_markdown(line, 500)}" for line in message.splitlines())
+    return f"### ❌ ci-perf: the config is invalid\n\n{lines}\n"

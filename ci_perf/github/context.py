@@ -1,0 +1,196 @@
+"""The GitHub Actions runner's environment, read in one place into frozen models.
+
+``ActionContext.from_environ`` is the only reader of ``INPUT_*`` and ``GITHUB_*``; the
+rest of the action gets these models. Inputs have underscore-only names (hyphenated
+inputs are reported not to reach Docker actions) and ``action.yml`` maps each one
+explicitly, so a missing variable means "not set", never "misspelt".
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ci_perf.errors import InputError
+
+Mode = Literal["auto", "check", "record", "report"]
+CommentPolicy = Literal["always", "on-change", "never"]
+FailOn = Literal["budget", "regression"]
+
+_MODES: tuple[Mode, ...] = ("auto", "check", "record", "report")
+_COMMENTS: tuple[CommentPolicy, ...] = ("always", "on-change", "never")
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off", ""}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ActionInputs(_Frozen):
+    target_url: str | None = None
+    config: str = "ci-perf.yml"
+    locustfile: str | None = None
+    github_token: str | None = None
+    baseline_url: str | None = None
+    mode: Mode = "auto"
+    fail_on: tuple[FailOn, ...] | None = None
+    comment: CommentPolicy = "always"
+    out_dir: str = "ci-perf-out"
+    extra_args: tuple[str, ...] = ()
+    data_branch: str = "ci-perf-data"
+    keep_runs: int = 100
+    trust_pr_config: bool = False
+
+
+class PullRequest(_Frozen):
+    number: int
+    head_sha: str
+    head_ref: str
+    base_ref: str
+    base_sha: str | None
+    fork: bool
+
+
+class ActionContext(_Frozen):
+    inputs: ActionInputs
+    event_name: str
+    event: dict[str, Any]
+    repository: str | None
+    sha: str | None
+    ref: str | None
+    api_url: str
+    server_url: str
+    run_id: str | None
+    output_path: Path | None
+    summary_path: Path | None
+    workspace: Path
+    on_actions: bool  # GITHUB_ACTIONS=true: workflow commands (::error::, ::group::) are understood
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], *, cwd: Path) -> ActionContext:
+        def get(name: str) -> str | None:
+            value = environ.get(name, "").strip()
+            return value or None
+
+        inputs = _read_inputs(get)
+        event_path = get("GITHUB_EVENT_PATH")
+        return cls(
+            inputs=inputs,
+            event_name=get("GITHUB_EVENT_NAME") or "local",
+            event=_read_event(Path(event_path)) if event_path else {},
+            repository=get("GITHUB_REPOSITORY"),
+            sha=get("GITHUB_SHA"),
+            ref=get("GITHUB_REF"),
+            api_url=(get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+            server_url=(get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
+            run_id=get("GITHUB_RUN_ID"),
+            output_path=Path(p) if (p := get("GITHUB_OUTPUT")) else None,
+            summary_path=Path(p) if (p := get("GITHUB_STEP_SUMMARY")) else None,
+            workspace=Path(get("GITHUB_WORKSPACE") or cwd),
+            on_actions=get("GITHUB_ACTIONS") == "true",
+        )
+
+    @property
+    def run_url(self) -> str | None:
+        if not (self.repository and self.run_id):
+            return None
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+
+    @property
+    def default_branch(self) -> str | None:
+        repo = self.event.get("repository")
+        branch = repo.get("default_branch") if isinstance(repo, dict) else None
+        return branch if isinstance(branch, str) else None
+
+    @property
+    def pull_request(self) -> PullRequest | None:
+        """The pull request of a ``pull_request``/``pull_request_target`` event."""
+        pr = self.event.get("pull_request")
+        return _pull_from_payload(pr) if isinstance(pr, dict) else None
+
+    def resolve(self, path: str) -> Path:
+        """A path from an input, relative to the workspace (the checked-out repository)."""
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else self.workspace / candidate
+
+
+def _pull_from_payload(pr: dict[str, Any]) -> PullRequest | None:
+    try:
+        head, base = pr["head"], pr["base"]
+        head_repo = (head.get("repo") or {}).get("full_name")
+        base_repo = (base.get("repo") or {}).get("full_name")
+        return PullRequest(
+            number=int(pr["number"]),
+            head_sha=str(head["sha"]),
+            head_ref=str(head["ref"]),
+            base_ref=str(base["ref"]),
+            base_sha=base.get("sha"),
+            fork=bool(head_repo and base_repo and head_repo != base_repo),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _read_event(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"GITHUB_EVENT_PATH: cannot read the event file {path} ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"GITHUB_EVENT_PATH: {path} is not a JSON object")
+    return data
+
+
+def _read_inputs(get: Callable[[str], str | None]) -> ActionInputs:
+    values: dict[str, Any] = {}
+    for name in ("target_url", "config", "locustfile", "github_token", "baseline_url", "out_dir", "data_branch"):
+        if (value := get(f"INPUT_{name.upper()}")) is not None:
+            values[name] = value
+    if (mode := get("INPUT_MODE")) is not None:
+        values["mode"] = _choice("mode", mode.lower(), _MODES)
+    if (comment := get("INPUT_COMMENT")) is not None:
+        values["comment"] = _choice("comment", comment.lower(), _COMMENTS)
+    if (fail_on := get("INPUT_FAIL_ON")) is not None:
+        values["fail_on"] = _fail_on(fail_on)
+    if (extra := get("INPUT_EXTRA_ARGS")) is not None:
+        try:
+            values["extra_args"] = tuple(shlex.split(extra))
+        except ValueError as exc:
+            raise InputError(f"input extra_args: {exc}; quote it like a shell command line") from exc
+    if (keep := get("INPUT_KEEP_RUNS")) is not None:
+        if not keep.isdigit() or int(keep) < 1:
+            raise InputError(f"input keep_runs: expected a whole number ≥ 1, got {keep!r}")
+        values["keep_runs"] = int(keep)
+    if (trust := get("INPUT_TRUST_PR_CONFIG")) is not None:
+        values["trust_pr_config"] = _boolean("trust_pr_config", trust)
+    return ActionInputs(**values)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InputError(f"input {name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _fail_on(value: str) -> tuple[str, ...]:
+    parts = tuple(p.strip().lower() for p in value.replace(",", " ").split())
+    if parts in {("none",), ("never",)}:
+        return ()
+    for part in parts:
+        _choice("fail_on", part, ("budget", "regression"))
+    return parts
+
+
+def _boolean(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InputError(f"input {name}: expected true or false, got {value!r}")

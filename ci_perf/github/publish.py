@@ -1,0 +1,113 @@
+"""Putting a report where people read it: the sticky PR comment and the check.
+
+The comment is found by its hidden marker *and* its author (ours), then edited in place, so a
+pull request has one ci-perf comment however often it runs. ``on-change`` compares a hidden
+fingerprint of the gate (status, each budget rule, each verdict) with the last comment's.
+The check is a check run; without ``checks: write`` a commit status; without that only the job
+summary — each fallback with a warning naming the permission to grant.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from ci_perf.errors import PermissionDenied
+from ci_perf.github.gateway import GitHubGateway
+from ci_perf.report import MARKER, Report
+
+CHECK_NAME = "ci-perf"
+CHECK_TEXT_LIMIT = 65_535
+_FINGERPRINT = re.compile(r"<!-- ci-perf-fingerprint: ([0-9a-f]+) -->")
+
+CommentAction = Literal["created", "updated", "unchanged", "skipped", "denied"]
+CheckKind = Literal["check-run", "status", "summary-only"]
+
+
+@dataclass(frozen=True)
+class CommentOutcome:
+    action: CommentAction
+    url: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    kind: CheckKind
+    url: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def with_fingerprint(markdown: str, report: Report) -> str:
+    return f"{markdown.rstrip()}\n<!-- ci-perf-fingerprint: {report.fingerprint()} -->\n"
+
+
+def upsert_comment(
+    gateway: GitHubGateway, *, number: int, markdown: str, report: Report, policy: str
+) -> CommentOutcome:
+    """Create or edit our one comment on pull request ``number`` according to ``policy``."""
+    if policy == "never":
+        return CommentOutcome("skipped", reason="comment: never")
+    body = with_fingerprint(markdown, report)
+    try:
+        me = gateway.identity()
+        ours = [c for c in gateway.comments_with(number, MARKER) if c.author == me]
+        last = ours[-1] if ours else None
+        if policy == "on-change" and not _worth_posting(report, last.body if last else None):
+            reason = "nothing changed since the last comment" if last else "nothing to report"
+            return CommentOutcome("unchanged", url=last.url if last else None, reason=reason)
+        if last is None:
+            made = gateway.create_comment(number, body)
+            return CommentOutcome("created", url=made.url)
+        return CommentOutcome("updated", url=gateway.edit_comment(number, last.id, body))
+    except PermissionDenied as exc:
+        return CommentOutcome("denied", reason=str(exc))
+
+
+def _worth_posting(report: Report, last_body: str | None) -> bool:
+    """``on-change``: a regression, or a gate different from the last comment (a failure when there is none)."""
+    if report.regressions:
+        return True
+    if last_body is None:
+        return report.status == "fail"
+    match = _FINGERPRINT.search(last_body)
+    return match is None or match[1] != report.fingerprint()
+
+
+def publish_check(
+    gateway: GitHubGateway, *, head_sha: str, report: Report, markdown: str, details_url: str | None
+) -> CheckOutcome:
+    conclusion = {"pass": "success", "fail": "failure", "inconclusive": "neutral"}[report.verdict]
+    title = _one_line(report.headline, 200)
+    warnings = []
+    try:
+        url = gateway.create_check_run(
+            head_sha=head_sha,
+            name=CHECK_NAME,
+            conclusion=conclusion,
+            title=title,
+            summary=markdown[:CHECK_TEXT_LIMIT],
+            details_url=details_url,
+        )
+        return CheckOutcome("check-run", url=url)
+    except PermissionDenied as exc:
+        warnings.append(f"no check run: {exc}; falling back to a commit status")
+    state = "failure" if report.verdict == "fail" else "success"
+    try:
+        gateway.create_status(
+            sha=head_sha,
+            state=state,
+            description=_one_line(report.headline, 140),
+            context=CHECK_NAME,
+            target_url=details_url,
+        )
+        return CheckOutcome("status", warnings=tuple(warnings))
+    except PermissionDenied as exc:
+        warnings.append(f"no commit status either: {exc}; the result is in the job summary only")
+    return CheckOutcome("summary-only", warnings=tuple(warnings))
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

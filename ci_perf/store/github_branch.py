@@ -1,0 +1,145 @@
+"""The baseline store on a data branch of the repository (default ``ci-perf-data``).
+
+Layout of the branch (an orphan: it shares no history with the code)::
+
+    README.md                                        what this branch is
+    index.json                                       {"schema_version": 1, "runs": [IndexEntry, ...]}
+    runs/<scenario_key>/<branch>/<time>-<sha>.json   the full RunResult of each recorded run
+
+A run is recorded with one commit made through the Git Data API (blobs → tree → commit) and
+a compare-and-swap on the branch ref (a fast-forward-only update): when another job moved
+the branch meanwhile, the update is refused and the record is redone on the new tip, up to
+``MAX_ATTEMPTS`` times with jittered back-off. So concurrent recorders never lose a run and
+never rewrite each other's. Retention keeps the last ``keep`` runs per scenario and branch;
+older files leave the tree in the same commit, so the branch never bloats (old commits keep
+them in git history, as any deleted file).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ci_perf.errors import GitHubError, InputError
+from ci_perf.github.gateway import GitHubGateway, Tree
+from ci_perf.results import RunResult, parse_result
+from ci_perf.store import History, IndexEntry, index_entry, run_file_name, select_history
+
+INDEX = "index.json"
+MAX_ATTEMPTS = 8
+README = """# ci-perf data
+
+This branch is written by [ci-perf](https://github.com/) on pushes to the default branch: one
+JSON file per recorded load-test run under `runs/`, listed in `index.json`. Pull requests read it
+to compare their run with the base branch's history. Do not merge it into your code; deleting it
+only deletes the history.
+"""
+
+
+class DataIndex(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    runs: list[IndexEntry] = []
+
+
+class DataBranchStore:
+    def __init__(
+        self,
+        gateway: GitHubGateway,
+        *,
+        branch: str = "ci-perf-data",
+        keep: int = 100,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.gateway = gateway
+        self.branch = branch
+        self.keep = keep
+        self._sleep = sleep
+
+    def record(self, result: RunResult) -> str:
+        file = f"runs/{run_file_name(result)}"
+        content = result.model_dump_json().encode()
+        entry = index_entry(result, file)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            tip = self.gateway.branch_tip(self.branch)
+            tree = self.gateway.tree_of(tip) if tip else None
+            index = self._index(tree)
+            runs, dropped = _retain([*[e for e in index.runs if e.file != file], entry], keep=self.keep)
+            files: dict[str, bytes | None] = {file: content, INDEX: _dump(DataIndex(runs=runs))}
+            files.update({e.file: None for e in dropped if tree and e.file in tree.files})
+            if tree is None:
+                files["README.md"] = README.encode()
+            message = f"ci-perf: record {result.meta.scenario_key} @ {(result.meta.git_sha or 'unknown')[:12]}"
+            commit = self.gateway.commit_files(
+                parent=tip, base_tree=tree.sha if tree else None, files=files, message=message
+            )
+            moved = (
+                self.gateway.move_branch(self.branch, commit)
+                if tip
+                else self.gateway.create_branch(self.branch, commit)
+            )
+            if moved:
+                return f"{self.branch}:{file}"
+            self._sleep(random.uniform(0.1, 0.5) * attempt)  # noqa: S311 - jitter, not cryptography
+        raise GitHubError(
+            f"could not record the run on branch {self.branch}: it moved {MAX_ATTEMPTS} times while writing; "
+            "too many concurrent recorders"
+        )
+
+    def history(
+        self, *, scenario_key: str, load_key: str, branch: str, limit: int, prefer_sha: str | None = None
+    ) -> History:
+        tip = self.gateway.branch_tip(self.branch)
+        if tip is None:
+            return History()
+        tree = self.gateway.tree_of(tip)
+        chosen = select_history(
+            self._index(tree).runs,
+            scenario_key=scenario_key,
+            load_key=load_key,
+            branch=branch,
+            limit=limit,
+            prefer_sha=prefer_sha,
+        )
+        runs = []
+        for entry in chosen.entries:
+            blob = tree.files.get(entry.file)
+            if blob is None:
+                continue
+            source = f"{self.branch}:{entry.file}"
+            runs.append(parse_result(self.gateway.read_blob(blob).decode("utf-8", errors="replace"), source=source))
+        return History(runs=runs, matched_on=chosen.matched_on, anchor_sha=chosen.anchor_sha)
+
+    def _index(self, tree: Tree | None) -> DataIndex:
+        if tree is None or INDEX not in tree.files:
+            return DataIndex()
+        text = self.gateway.read_blob(tree.files[INDEX])
+        try:
+            return DataIndex.model_validate_json(text)
+        except ValidationError as exc:
+            raise InputError(
+                f"{self.branch}:{INDEX} is not a ci-perf index; fix or delete the file on that branch "
+                "(deleting it starts a new history)"
+            ) from exc
+
+
+def _retain(entries: list[IndexEntry], *, keep: int) -> tuple[list[IndexEntry], list[IndexEntry]]:
+    """(kept, dropped): the newest ``keep`` runs of each (scenario, branch), in time order."""
+    ordered = sorted(entries, key=lambda e: e.ended_at)
+    seen: dict[tuple[str, str | None], int] = {}
+    kept_reversed: list[IndexEntry] = []
+    dropped: list[IndexEntry] = []
+    for entry in reversed(ordered):
+        key = (entry.scenario_key, entry.branch)
+        seen[key] = seen.get(key, 0) + 1
+        (kept_reversed if seen[key] <= keep else dropped).append(entry)
+    return kept_reversed[::-1], dropped
+
+
+def _dump(index: DataIndex) -> bytes:
+    return json.dumps(index.model_dump(mode="json"), indent=None, separators=(",", ":")).encode()
