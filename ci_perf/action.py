@@ -155,7 +155,7 @@ def _run(
     )
     prefer_sha: str | None = None
     changes: list[str] = []
-    branch: str | None = None
+    branch = context.branch
     head_sha = context.sha
     if pull is not None:
         assert gateway is not None
@@ -245,7 +245,9 @@ def _diff(path: str, before: object, after: object) -> list[str]:
 
 
 def _show(value: object) -> str:
-    return "unset" if value is None else str(value)
+    if value is None:
+        return "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _repository_path(context: ActionContext, path: Path) -> str:
@@ -312,7 +314,8 @@ def _publish(
             comment = upsert_comment(
                 gateway, number=judged.pull, markdown=markdown, report=report, policy=context.inputs.comment
             )
-        if gateway is not None and judged.head_sha and decision.activity != "local":
+        # a token that may not comment may not create checks either (a fork's): the report workflow posts both
+        if gateway is not None and judged.head_sha and decision.activity != "local" and comment.action != "denied":
             check = publish_check(
                 gateway, head_sha=judged.head_sha, report=report, markdown=markdown, details_url=context.run_url
             )

@@ -150,7 +150,7 @@ def test_a_changed_gate_is_listed_setting_by_setting() -> None:
         before.performance_budget.model_dump(mode="json"),
         after.performance_budget.model_dump(mode="json"),
     )
-    assert changes == ["performance_budget.api_endpoints.p95_latency_ms: 200.0 → 300.0"]
+    assert changes == ["performance_budget.api_endpoints.p95_latency_ms: 200 → 300"]
 
 
 def test_junit_has_a_case_per_budget_rule_and_per_regression_check() -> None:

@@ -103,6 +103,12 @@ class ActionContext(_Frozen):
         return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
 
     @property
+    def branch(self) -> str | None:
+        """The branch a push or scheduled run is on (``GITHUB_REF`` = ``refs/heads/<branch>``)."""
+        prefix = "refs/heads/"
+        return self.ref[len(prefix) :] if self.ref and self.ref.startswith(prefix) else None
+
+    @property
     def default_branch(self) -> str | None:
         repo = self.event.get("repository")
         branch = repo.get("default_branch") if isinstance(repo, dict) else None

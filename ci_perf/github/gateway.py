@@ -10,11 +10,20 @@ retries (5xx, 429 and rate-limit 403 with their retry headers), is ``GitHubError
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from github import Auth, Github, GithubException, GithubRetry, InputGitTreeElement, UnknownObjectException
+from github import (
+    Auth,
+    Github,
+    GithubException,
+    GithubRetry,
+    InputGitTreeElement,
+    RateLimitExceededException,
+    UnknownObjectException,
+)
 from github.GithubObject import NotSet
 from github.PullRequest import PullRequest
 
@@ -76,13 +85,18 @@ class Tree:
 
 class GitHubGateway:
     def __init__(self, *, token: str, api_url: str, repository: str, settings: GatewaySettings) -> None:
+        # PyGithub retries 5xx and rate-limit 403s (waiting for their reset); we add 429, and PATCH
+        # (editing a comment or moving a ref to a given sha is idempotent), which it leaves out
         retry = GithubRetry(
             total=settings.retries,
             backoff_factor=settings.backoff_s,
             status_forcelist=[403, 429, *range(500, 600)],
+            allowed_methods={"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"},
             max_rate_limit_wait=settings.max_rate_limit_wait_s,
             secondary_rate_wait=min(60.0, settings.max_rate_limit_wait_s),
         )
+        # PyGithub logs every refused request at INFO to stderr, including the expected 403 on /user
+        logging.getLogger("github").setLevel(logging.WARNING)
         self._github = Github(
             auth=Auth.Token(token),
             base_url=api_url,
@@ -90,9 +104,10 @@ class GitHubGateway:
             timeout=settings.timeout_s,
             seconds_between_requests=0,
             seconds_between_writes=settings.seconds_between_writes,
+            lazy=True,  # objects load on first use: fewer requests
         )
         self.repository = repository
-        self._repo = self._github.get_repo(repository, lazy=True)
+        self._repo = self._github.get_repo(repository)
         self._identity: str | None = None
 
     def close(self) -> None:
@@ -234,7 +249,8 @@ class GitHubGateway:
         """Fast-forward ``branch`` to ``sha``; ``False`` when it moved meanwhile (compare-and-swap lost)."""
         with _translate(f"updating branch {branch}", permission="contents: write"):
             try:
-                self._repo.get_git_ref(f"heads/{branch}").edit(sha, force=False)
+                # loaded first: a lazy ref's url is the read-only /git/ref/ path; GitHub's answer has /git/refs/
+                self._repo.get_git_ref(f"heads/{branch}").complete().edit(sha, force=False)
             except GithubException as exc:
                 if exc.status == 422:
                     return False
@@ -260,6 +276,8 @@ def _translate(what: str, *, permission: str) -> Iterator[None]:
     """PyGithub's and requests' exceptions → ours, with a sentence saying what we were doing."""
     try:
         yield
+    except RateLimitExceededException as exc:
+        raise GitHubError(f"GitHub's rate limit stopped {what}; its reset is too far away to wait for") from exc
     except GithubException as exc:
         message = exc.data.get("message") if isinstance(exc.data, dict) else None
         if exc.status == 403 and permission:

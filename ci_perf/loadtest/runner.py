@@ -246,13 +246,17 @@ def _supervise(
         raise
     finally:
         _kill_group(child)
+        reader.join(timeout=KILL_GRACE_S)  # the group is gone: the pipe is at its end
+        if child.stdout is not None:
+            child.stdout.close()
     return started, returncode, False
 
 
 def _pump(stream: TextIO | None, lines: queue.Queue[str | None]) -> None:
     if stream is not None:
-        for line in stream:
-            lines.put(line)
+        with contextlib.suppress(ValueError, OSError):  # closed under us after a timed-out join
+            for line in stream:
+                lines.put(line)
     lines.put(None)
 
 
