@@ -308,20 +308,25 @@ def _publish(
     report, out_dir = judged.report, judged.out_dir
     markdown = (out_dir / "report.md").read_text(encoding="utf-8")
     (out_dir / "junit.xml").write_text(render_junit(report), encoding="utf-8")
-    comment, check, publish_error = CommentOutcome("skipped"), CheckOutcome("summary-only"), None
-    try:
-        if gateway is not None and judged.pull is not None:
+    comment, check = CommentOutcome("skipped"), CheckOutcome("summary-only")
+    failures: list[GitHubError] = []
+    if gateway is not None and judged.pull is not None:
+        try:
             comment = upsert_comment(
                 gateway, number=judged.pull, markdown=markdown, report=report, policy=context.inputs.comment
             )
-        # a token that may not comment may not create checks either (a fork's): the report workflow posts both
-        if gateway is not None and judged.head_sha and decision.activity != "local" and comment.action != "denied":
+        except GitHubError as exc:
+            failures.append(exc)
+    # a token that may not comment may not create checks either (a fork's): the report workflow posts both
+    if gateway is not None and judged.head_sha and decision.activity != "local" and comment.action != "denied":
+        try:
             check = publish_check(
                 gateway, head_sha=judged.head_sha, report=report, markdown=markdown, details_url=context.run_url
             )
-    except GitHubError as exc:
-        publish_error = exc
-        out.error(f"publishing to GitHub failed; the report is in {out_dir} and the job summary: {exc}")
+        except GitHubError as exc:
+            failures.append(exc)
+    for failure in failures:
+        out.error(f"publishing to GitHub failed; the report is in {out_dir} and the job summary: {failure}")
     comment_file_written = comment.action == "denied"
     if comment_file_written:
         path = out_dir / "comment.md"
@@ -350,7 +355,7 @@ def _publish(
     if report.status == "fail":
         out.error(f"ci-perf {report.headline}")
         return EXIT_GATE_FAILED
-    return EXIT_ENVIRONMENT if publish_error else EXIT_PASS
+    return EXIT_ENVIRONMENT if failures else EXIT_PASS
 
 
 def _config_error_summary(message: str) -> str:

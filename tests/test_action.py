@@ -377,3 +377,20 @@ def test_the_command_reports_a_bad_config_as_an_annotation_and_never_prints_the_
     printed = [line for line in (done.stdout + done.stderr).splitlines() if TOKEN in line]
     assert printed == [f"::add-mask::{TOKEN}"]
     assert "Traceback" not in done.stderr
+
+
+def test_publishing_that_fails_after_the_retries_keeps_the_result_and_exits_3(
+    fake: FakeGitHub, demo: DemoService, tmp_path: Path
+) -> None:
+    repo = make_repo(fake, tmp_path, demo)
+    head = repo.open_pull(9)
+    fake.fail_next("*", r"/issues/9/comments$", 503, count=50)  # GitHub stays down for the comment
+    code, log = repo.pull_request(9, head)
+    assert code == 3, log
+    assert "publishing to GitHub failed" in log
+    out = repo.workspace / "ci-perf-out"
+    assert load_result(out / "result.json").aggregate.requests > 0
+    assert (out / "report.md").read_text().startswith(MARKER)
+    assert MARKER in (repo.workspace.parent / "summary.md").read_text()
+    assert repo.outputs()["verdict"] in {"pass", "inconclusive"}
+    assert [r["head_sha"] for r in fake.check_runs(REPO)] == [head]  # the check still went out

@@ -1,0 +1,111 @@
+"""The sticky comment and the check against the fake GitHub (no load: reports from synthetic runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ci_perf.config import Config, EndpointBudget, PerformanceBudget
+from ci_perf.errors import GitHubError
+from ci_perf.github.gateway import GatewaySettings, GitHubGateway
+from ci_perf.github.publish import publish_check, upsert_comment
+from ci_perf.pipeline import analyse
+from ci_perf.report import MARKER, Report, render_markdown
+from ci_perf.store import History
+from tests.fake_github import FakeGitHub
+from tests.test_store import _run
+
+REPO = "acme/shop"
+TOKEN = "ghs_installation"
+
+
+def _report(p95_budget_ms: float) -> Report:
+    budget = PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=p95_budget_ms))
+    return analyse(Config(endpoints=["GET /a"], performance_budget=budget), _run(), history=History())  # type: ignore[list-item]
+
+
+FAILING, PASSING = _report(1.0), _report(1_000.0)
+
+
+@pytest.fixture
+def github() -> Iterator[tuple[FakeGitHub, GitHubGateway]]:
+    with FakeGitHub() as fake:
+        fake.add_token(TOKEN, kind="app")
+        fake.add_repo(REPO)
+        head = fake.add_commit(REPO, files={"a": "1"}, branch="main")
+        fake.add_pull(REPO, 1, head_sha=head, head_ref="feature", base_ref="main")
+        gateway = GitHubGateway(
+            token=TOKEN,
+            api_url=fake.url,
+            repository=REPO,
+            settings=GatewaySettings(seconds_between_writes=0, backoff_s=0.01),
+        )
+        yield fake, gateway
+        gateway.close()
+
+
+def _post(gateway: GitHubGateway, report: Report, policy: str) -> str:
+    return upsert_comment(gateway, number=1, markdown=render_markdown(report), report=report, policy=policy).action
+
+
+def test_on_change_posts_a_failure_then_only_when_the_gate_changes(github: tuple[FakeGitHub, GitHubGateway]) -> None:
+    fake, gateway = github
+    assert _post(gateway, PASSING, "on-change") == "unchanged"  # nothing to report, no comment yet
+    assert fake.comments(REPO, 1) == []
+    assert _post(gateway, FAILING, "on-change") == "created"
+    assert _post(gateway, FAILING, "on-change") == "unchanged"
+    assert _post(gateway, PASSING, "on-change") == "updated"  # fixed: the comment says so
+    assert _post(gateway, PASSING, "on-change") == "unchanged"
+    (comment,) = fake.comments(REPO, 1)
+    assert "✅" in str(comment["body"])
+
+
+def test_always_edits_and_never_does_not_touch_the_comment(github: tuple[FakeGitHub, GitHubGateway]) -> None:
+    fake, gateway = github
+    assert _post(gateway, PASSING, "always") == "created"
+    assert _post(gateway, PASSING, "always") == "updated"
+    assert _post(gateway, FAILING, "never") == "skipped"
+    (comment,) = fake.comments(REPO, 1)
+    assert "✅" in str(comment["body"])
+
+
+def test_someone_elses_comment_quoting_the_marker_is_never_edited(github: tuple[FakeGitHub, GitHubGateway]) -> None:
+    fake, gateway = github
+    fake.add_comment(REPO, 1, f"> {MARKER} quoted by a person", login="alice")
+    assert _post(gateway, PASSING, "always") == "created"
+    first, ours = fake.comments(REPO, 1)
+    assert "quoted by a person" in str(first["body"])
+    assert str(ours["body"]).startswith(MARKER)
+
+
+def test_a_rate_limited_request_is_retried_after_the_servers_wait(github: tuple[FakeGitHub, GitHubGateway]) -> None:
+    fake, gateway = github
+    fake.rate_limit_next("GET", r"/issues/1/comments$", status=429, retry_after=1)
+    assert _post(gateway, PASSING, "always") == "created"
+    statuses = [s for m, p, s in fake.requests_log if m == "GET" and p.endswith("/issues/1/comments")]
+    assert statuses == [429, 200]
+
+
+def test_github_down_after_the_retries_is_a_github_error(github: tuple[FakeGitHub, GitHubGateway]) -> None:
+    fake, gateway = github
+    fake.fail_next("*", r"/issues/1/comments$", 502, count=20)
+    with pytest.raises(GitHubError, match="after retries"):
+        _post(gateway, PASSING, "always")
+
+
+def test_the_check_falls_back_to_a_status_then_to_the_summary(github: tuple[FakeGitHub, GitHubGateway]) -> None:
+    fake, gateway = github
+    head = str(fake.branch_sha(REPO, "main"))
+    markdown = render_markdown(FAILING)
+    outcome = publish_check(gateway, head_sha=head, report=FAILING, markdown=markdown, details_url=None)
+    assert (outcome.kind, fake.check_runs(REPO)[0]["conclusion"]) == ("check-run", "failure")
+    fake.deny("POST", r"/check-runs$")
+    outcome = publish_check(gateway, head_sha=head, report=FAILING, markdown=markdown, details_url=None)
+    assert outcome.kind == "status"
+    assert "checks: write" in outcome.warnings[0]
+    assert fake.statuses(REPO, head)[0]["state"] == "failure"
+    fake.deny("POST", r"/statuses/")
+    outcome = publish_check(gateway, head_sha=head, report=FAILING, markdown=markdown, details_url=None)
+    assert outcome.kind == "summary-only"
+    assert "statuses: write" in outcome.warnings[1]
