@@ -191,7 +191,10 @@ def _notes(
     notes += [w for w in meta.generator.warnings if w not in meta.unreliable_reasons]
     notes += [f"budget override '{p}' matched no endpoint" for p in budget.unmatched_patterns]
     if comparison is None or comparison.baseline_runs == 0:
-        notes.append(f"no baseline yet: record runs on '{baseline_branch}' with `ci-perf run --record`")
+        notes.append(
+            f"no baseline yet: runs recorded on '{baseline_branch}' become it (the action records on pushes there; "
+            "locally `ci-perf run --record`)"
+        )
     elif comparison.matched_on == "load":
         notes.append("the endpoint set changed since the baseline; endpoints are compared one by one")
     return notes
