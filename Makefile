@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live clean
+.PHONY: demo test lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -29,6 +29,13 @@ lint: $(BIN)/ci-perf
 	$(BIN)/ruff check ci_perf tests benchmarks
 	$(BIN)/ruff format --check ci_perf tests benchmarks
 	$(BIN)/mypy --strict ci_perf
+	$(BIN)/hadolint Dockerfile
+
+# The GitHub Action's image built from Dockerfile and run without a container runtime
+# (docs/CONTAINER.md). `make test` runs it too where root, podman and mmdebstrap are at hand;
+# this target fails instead of skipping without them.
+container-test: $(BIN)/ci-perf
+	CI_PERF_CONTAINER_TEST=required $(BIN)/pytest -q tests/test_container.py
 
 bench: bench-sketch bench-listener bench-pipeline bench-overhead bench-wall
 

@@ -81,9 +81,7 @@ def test_a_result_survives_a_save_and_load_round_trip(tmp_path: Path) -> None:
 
 
 def _entry(sha: str, ended_at: float, *, branch: str = "main") -> IndexEntry:
-    return IndexEntry(
-        file=f"{sha}.json", scenario_key="s", load_key="l", branch=branch, sha=sha, ended_at=ended_at
-    )
+    return IndexEntry(file=f"{sha}.json", scenario_key="s", load_key="l", branch=branch, sha=sha, ended_at=ended_at)
 
 
 def test_history_ends_at_the_run_of_the_merge_base_commit_when_there_is_one() -> None:
