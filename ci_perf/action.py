@@ -28,7 +28,7 @@ from ci_perf.errors import (
 )
 from ci_perf.github.context import ActionContext, PullRequest
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
-from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment, with_fingerprint
+from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment
 from ci_perf.github.workflow import WorkflowLog, append_summary, write_outputs
 from ci_perf.junit import render_junit
 from ci_perf.pipeline import ProgressLine, analyse, run_pipeline, write_reports
@@ -330,7 +330,7 @@ def _publish(
     comment_file_written = comment.action == "denied"
     if comment_file_written:
         path = out_dir / "comment.md"
-        path.write_text(with_fingerprint(markdown, report), encoding="utf-8")
+        path.write_text(markdown, encoding="utf-8")
         out.warning(f"{comment.reason}")
         out.info(FORK_RECIPE.format(path=path, out_dir=context.inputs.out_dir))
     elif comment.action in {"created", "updated"}:

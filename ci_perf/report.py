@@ -29,6 +29,8 @@ from ci_perf.config import Comparison
 from ci_perf.results import AGGREGATE, MEASURES, ErrorCount, RunMeta, Stats
 
 MARKER = "<!-- ci-perf -->"
+# the last line of every comment: what `comment: on-change` compares with the next run's
+_FINGERPRINT_TAG = re.compile(r"<!-- ci-perf-fingerprint: ([0-9a-f]+) -->")
 COMMENT_LIMIT = 65_536
 MAX_NAME_CHARS = 120
 SPARK_BARS = "▁▂▃▄▅▆▇█"
@@ -203,6 +205,16 @@ def _notes(
 # -- formatting filters ------------------------------------------------------------------------
 
 
+def fingerprint_tag(report: Report) -> str:
+    return f"<!-- ci-perf-fingerprint: {report.fingerprint()} -->"
+
+
+def fingerprint_in(markdown: str) -> str | None:
+    """The fingerprint a rendered comment carries, if any."""
+    match = _FINGERPRINT_TAG.search(markdown)
+    return match[1] if match else None
+
+
 def format_value(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -317,7 +329,13 @@ def _environment() -> jinja2.Environment:
         spark=sparkline,
         mermaid_label=mermaid_label,
     )
-    env.globals.update(MARKER=MARKER, MEASURES=MEASURES, METRICS=METRICS, describe_change=describe_change)
+    env.globals.update(
+        MARKER=MARKER,
+        MEASURES=MEASURES,
+        METRICS=METRICS,
+        describe_change=describe_change,
+        fingerprint_tag=fingerprint_tag,
+    )
     return env
 
 
@@ -353,6 +371,8 @@ def render_markdown(report: Report, *, run_url: str | None = None, limit: int = 
             return (
                 text[: limit - 200]
                 + f"\n\n… cut to fit GitHub's {limit:,}-character limit; see report.json\n{MARKER}\n"
+                + fingerprint_tag(report)
+                + "\n"
             )
         shown_rows = _shrink(shown_rows)
         shown_checks = _shrink(shown_checks)

@@ -9,7 +9,15 @@ import pytest
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Config, EndpointBudget, LoadSettings, PerformanceBudget
 from ci_perf.pipeline import analyse
-from ci_perf.report import COMMENT_LIMIT, MARKER, escape_markdown, render_markdown, render_terminal, sparkline
+from ci_perf.report import (
+    COMMENT_LIMIT,
+    MARKER,
+    escape_markdown,
+    fingerprint_in,
+    render_markdown,
+    render_terminal,
+    sparkline,
+)
 from ci_perf.results import RunResult
 from ci_perf.store import History
 from tests.conftest import collected_run
@@ -115,10 +123,15 @@ def test_the_comment_never_exceeds_githubs_limit_and_says_what_was_cut() -> None
     budget = CONFIG.model_copy(
         update={"performance_budget": PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=1))}
     )
-    markdown = render_markdown(analyse(budget, result, history=History()))
+    report = analyse(budget, result, history=History())
+    markdown = render_markdown(report)
     assert len(markdown) <= COMMENT_LIMIT
     assert "more endpoints not shown" in markdown
     assert "more rules not shown" in markdown
+    assert fingerprint_in(markdown) == report.fingerprint()  # on-change still works on a cut comment
+    tiny = render_markdown(report, limit=2_000)  # even when nothing but the headline fits
+    assert len(tiny) <= 2_000
+    assert fingerprint_in(tiny) == report.fingerprint()
 
 
 def test_sparkline_scales_between_min_and_max() -> None:

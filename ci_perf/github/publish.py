@@ -9,17 +9,15 @@ summary — each fallback with a warning naming the permission to grant.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from ci_perf.errors import PermissionDenied
 from ci_perf.github.gateway import GitHubGateway
-from ci_perf.report import MARKER, Report
+from ci_perf.report import MARKER, Report, fingerprint_in
 
 CHECK_NAME = "ci-perf"
 CHECK_TEXT_LIMIT = 65_535
-_FINGERPRINT = re.compile(r"<!-- ci-perf-fingerprint: ([0-9a-f]+) -->")
 
 CommentAction = Literal["created", "updated", "unchanged", "skipped", "denied"]
 CheckKind = Literal["check-run", "status", "summary-only"]
@@ -39,17 +37,12 @@ class CheckOutcome:
     warnings: tuple[str, ...] = ()
 
 
-def with_fingerprint(markdown: str, report: Report) -> str:
-    return f"{markdown.rstrip()}\n<!-- ci-perf-fingerprint: {report.fingerprint()} -->\n"
-
-
 def upsert_comment(
     gateway: GitHubGateway, *, number: int, markdown: str, report: Report, policy: str
 ) -> CommentOutcome:
     """Create or edit our one comment on pull request ``number`` according to ``policy``."""
     if policy == "never":
         return CommentOutcome("skipped", reason="comment: never")
-    body = with_fingerprint(markdown, report)
     try:
         me = gateway.identity()
         ours = [c for c in gateway.comments_with(number, MARKER) if c.author == me]
@@ -58,9 +51,9 @@ def upsert_comment(
             reason = "nothing changed since the last comment" if last else "nothing to report"
             return CommentOutcome("unchanged", url=last.url if last else None, reason=reason)
         if last is None:
-            made = gateway.create_comment(number, body)
+            made = gateway.create_comment(number, markdown)
             return CommentOutcome("created", url=made.url)
-        return CommentOutcome("updated", url=gateway.edit_comment(number, last.id, body))
+        return CommentOutcome("updated", url=gateway.edit_comment(number, last.id, markdown))
     except PermissionDenied as exc:
         return CommentOutcome("denied", reason=str(exc))
 
@@ -71,8 +64,7 @@ def _worth_posting(report: Report, last_body: str | None) -> bool:
         return True
     if last_body is None:
         return report.status == "fail"
-    match = _FINGERPRINT.search(last_body)
-    return match is None or match[1] != report.fingerprint()
+    return fingerprint_in(last_body) != report.fingerprint()
 
 
 def publish_check(
