@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ci_perf.activities import Decision, decide
-from ci_perf.config import Config, load_config, parse_config
+from ci_perf.config import Config, load_config, parse_config, with_comparison
 from ci_perf.errors import (
     EXIT_ENVIRONMENT,
     EXIT_GATE_FAILED,
@@ -26,7 +26,7 @@ from ci_perf.errors import (
     GitHubError,
     InputError,
 )
-from ci_perf.github.context import ActionContext, PullRequest
+from ci_perf.github.context import ActionContext, ActionInputs, PullRequest
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
 from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment
 from ci_perf.github.workflow import WorkflowLog, append_summary, write_outputs
@@ -73,11 +73,6 @@ def run_action(environ: Mapping[str, str], *, cwd: Path, stream: TextIO, progres
         has_pull=context.pull_request is not None,
     )
     out.info(f"{decision.activity} ({decision.why})")
-    if inputs.baseline_url:
-        raise InputError(
-            "input baseline_url: duet mode (the base deployment measured in the same run) is not available in "
-            "this version of ci-perf; remove the input"
-        )
     try:
         config = _load_config(context)
     except ConfigError as exc:
@@ -106,9 +101,26 @@ def _load_config(context: ActionContext) -> Config:
         if not locustfile.is_file():
             raise InputError(f"input locustfile: {locustfile} does not exist; the path is relative to the repository")
         updates |= {"locustfile": str(locustfile), "endpoints": None}
-    if inputs.fail_on is not None:
-        updates["comparison"] = config.comparison.model_copy(update={"fail_on": list(inputs.fail_on)})
     return config.model_copy(update=updates)
+
+
+def _with_inputs(config: Config, inputs: ActionInputs) -> Config:
+    """The workflow's say over the comparison: ``fail_on`` and ``baseline_url`` (duet mode)."""
+    if inputs.fail_on is not None:  # already checked when the inputs were read
+        config = with_comparison(config, fail_on=list(inputs.fail_on))
+    if inputs.baseline_url:
+        try:
+            config = with_comparison(config, baseline_target=inputs.baseline_url)
+        except ValueError as exc:
+            raise InputError(f"input baseline_url: {exc}") from exc
+    return config
+
+
+def _against(config: Config, base_ref: str) -> Config:
+    """Unless the config names one, the baseline branch is the pull request's base branch."""
+    if "baseline_branch" in config.comparison.model_fields_set:
+        return config
+    return with_comparison(config, baseline_branch=base_ref)
 
 
 def _gateway(context: ActionContext, decision: Decision, environ: Mapping[str, str]) -> GitHubGateway | None:
@@ -164,6 +176,9 @@ def _run(
         head_sha, branch = pull.head_sha, pull.head_ref
         child_environ["GITHUB_SHA"] = pull.head_sha  # the run belongs to the head, not the test merge commit
         out.info(f"baseline: {inputs.data_branch}, branch {config.comparison.baseline_branch}, merge base {prefer_sha}")
+    config = _with_inputs(config, inputs)
+    if config.comparison.baseline_target:
+        out.info(f"duet mode: every request also goes to {config.comparison.baseline_target}")
     out_dir = context.resolve(inputs.out_dir)
     with out.group("ci-perf: load test"):
         outcome = run_pipeline(
@@ -197,10 +212,7 @@ def _gate_from_base(
     A pull request must not loosen the gate it is judged by; ``trust_pr_config: true`` opts out.
     The baseline branch defaults to the pull request's base branch.
     """
-    if "baseline_branch" not in config.comparison.model_fields_set:
-        config = config.model_copy(
-            update={"comparison": config.comparison.model_copy(update={"baseline_branch": pull.base_ref})}
-        )
+    config = _against(config, pull.base_ref)
     if context.inputs.trust_pr_config:
         return config, []
     path = _repository_path(context, context.resolve(context.inputs.config))
@@ -213,14 +225,7 @@ def _gate_from_base(
     except ConfigError as exc:
         out.warning(f"the base branch's {path} is invalid, so this pull request's gate settings are used: {exc}")
         return config, []
-    if "baseline_branch" not in base.comparison.model_fields_set:
-        base = base.model_copy(
-            update={"comparison": base.comparison.model_copy(update={"baseline_branch": pull.base_ref})}
-        )
-    if context.inputs.fail_on is not None:
-        base = base.model_copy(
-            update={"comparison": base.comparison.model_copy(update={"fail_on": list(context.inputs.fail_on)})}
-        )
+    base = _against(base, pull.base_ref)
     changes = [
         change for section in GATE_SECTIONS for change in _diff(section, _dump(base, section), _dump(config, section))
     ]
@@ -271,10 +276,7 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
     pull = gateway.pull(int(listed[0]["number"])) if listed else gateway.open_pull_with_head(head_sha)
     if pull is None:
         raise InputError(f"no open pull request has head {head_sha[:12]}; nothing to report on")
-    if "baseline_branch" not in config.comparison.model_fields_set:
-        config = config.model_copy(
-            update={"comparison": config.comparison.model_copy(update={"baseline_branch": pull.base_ref})}
-        )
+    config = _with_inputs(_against(config, pull.base_ref), context.inputs)
     store = DataBranchStore(gateway, branch=context.inputs.data_branch, keep=context.inputs.keep_runs)
     history = store.history(
         scenario_key=result.meta.scenario_key,

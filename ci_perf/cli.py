@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci_perf import __version__
-from ci_perf.config import DEFAULT_CONFIG_NAME, config_schema, load_config
-from ci_perf.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_PASS, CiPerfError
+from ci_perf.config import DEFAULT_CONFIG_NAME, config_schema, load_config, with_comparison
+from ci_perf.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_PASS, CiPerfError, InputError
 
 EXIT_INTERRUPTED = 130
 
@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("ci-perf-out"), help="output folder (default: %(default)s)")
     run.add_argument("--record", action="store_true", help="append this run to the baseline store")
     run.add_argument("--branch", help="branch this run belongs to (default: from CI variables or git)")
+    run.add_argument(
+        "--baseline-target",
+        help="duet mode: a deployment of the base branch, loaded in the same run (comparison.baseline_target)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.epilog = "Arguments after -- go to Locust unchanged, e.g. -- --tags checkout"
 
@@ -126,6 +130,11 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
     from ci_perf.pipeline import run_pipeline
 
     config = load_config(args.config)
+    if args.baseline_target:
+        try:
+            config = with_comparison(config, baseline_target=args.baseline_target)
+        except ValueError as exc:
+            raise InputError(f"--baseline-target: {exc}") from exc
     outcome = run_pipeline(
         config,
         out_dir=args.out,

@@ -208,6 +208,10 @@ class Comparison(_Model):
     """How a run is judged against its baseline; docs/STATISTICS.md explains each setting."""
 
     baseline_branch: str = "main"
+    baseline_target: HttpUrl | None = Field(
+        default=None,
+        description="duet mode: a deployment of the base branch, loaded in the same run as the target",
+    )
     history: int = Field(default=20, ge=1, le=1000)
     min_effect_percent: float = Field(default=5.0, ge=0, description="smallest change worth a verdict")
     min_abs_ms: float = Field(default=1.0, ge=0, description="latency changes below this are never verdicts")
@@ -245,6 +249,15 @@ class Config(_Model):
         if not self.locustfile and not self.endpoints:
             raise ValueError("set locustfile: (a Locust file) or endpoints: (a list like 'GET /api/products')")
         return self
+
+
+def with_comparison(config: Config, **changes: object) -> Config:
+    """``config`` with some comparison settings replaced, validated like the file (ValueError if not)."""
+    try:
+        comparison = Comparison.model_validate({**config.comparison.model_dump(), **changes})
+    except ValidationError as exc:
+        raise ValueError("; ".join(_message(e, list(e["loc"])) for e in exc.errors())) from exc
+    return config.model_copy(update={"comparison": comparison})
 
 
 def config_schema() -> dict[str, Any]:

@@ -6,12 +6,14 @@ to the pure core; every side effect it needs comes in as a parameter.
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from ci_perf import __version__
 from ci_perf.analysis.budget import check_budget
@@ -98,7 +100,10 @@ def run_pipeline(
     check_extra_args(extra_args)
     if config.locustfile:
         check_locustfile(Path(config.locustfile))
+    baseline_target = config.comparison.baseline_target
     wait_until_ready(url, config.readiness)
+    if baseline_target:
+        wait_until_ready(baseline_target, config.readiness)
     try:
         load_run = run_locust(
             config, target=url, out_dir=out_dir, extra_args=extra_args, on_progress=progress, environ=environ
@@ -118,17 +123,23 @@ def run_pipeline(
         tool_version=__version__,
         git_sha=sha,
         git_branch=branch or detected_branch,
+        baseline_target=baseline_target,
+        warnings=shared_host_warning(url, baseline_target) if baseline_target else (),
     )
     save_result(result, out_dir / "result.json")
     load_run.collected_path.unlink(missing_ok=True)  # result.json holds all of it now
     if store is None:
         store = LocalStore(Path(config.store.path))
-    history = store.history(
-        scenario_key=result.meta.scenario_key,
-        load_key=result.meta.load_key,
-        branch=config.comparison.baseline_branch,
-        limit=config.comparison.history,
-        prefer_sha=prefer_sha,
+    history = (
+        History()  # duet: the baseline is the base deployment, measured in this very run
+        if result.base is not None
+        else store.history(
+            scenario_key=result.meta.scenario_key,
+            load_key=result.meta.load_key,
+            branch=config.comparison.baseline_branch,
+            limit=config.comparison.history,
+            prefer_sha=prefer_sha,
+        )
     )
     report = analyse(config, result, history=history, gate_changes=gate_changes)
     write_reports(report, out_dir, run_url=run_url)
@@ -175,6 +186,22 @@ def compare_offline(config: Config, *, baseline: Path, current: Path, out_dir: P
     if echo is not None:
         echo.write(render_terminal(report))
     return report
+
+
+def shared_host_warning(target: str, baseline_target: str) -> list[str]:
+    """Duet arms on one host compete for its CPU: still fair (both slow down alike), but say so."""
+    hosts = [urlsplit(u).hostname or "" for u in (target, baseline_target)]
+    try:
+        addresses = [socket.gethostbyname(h) for h in hosts]
+    except OSError:
+        addresses = hosts
+    if addresses[0] != addresses[1]:
+        return []
+    warning = (
+        f"duet: the target and the base deployment are on the same host ({hosts[0]}); they compete for its "
+        "CPU and memory, which both arms feel alike but which lowers the load each can take"
+    )
+    return [warning]
 
 
 def _target_flag(target: str) -> str:

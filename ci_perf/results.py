@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ci_perf.errors import InputError
 from ci_perf.sketches import Sketch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: duet mode (``base``, ``meta.baseline_target``); version 1 files read as they are
+READABLE_VERSIONS = (1, 2)
 AGGREGATE = "(all endpoints)"  # the name of the all-endpoints row in every table
 
 
@@ -62,6 +64,7 @@ class CpuSample(_Frozen):
 
 
 class CollectedEndpointWindow(EndpointWindow):
+    arm: Literal["head", "base"] = "head"
     endpoint: str
     first_start: float
     last_end: float
@@ -127,6 +130,7 @@ class RunMeta(_Frozen):
     load_key: str
     git_sha: str | None = None
     git_branch: str | None = None
+    baseline_target: str | None = Field(default=None, description="duet mode: the base deployment's URL")
     generator: GeneratorHealth
     reliable: bool = True
     unreliable_reasons: list[str] = []
@@ -137,11 +141,20 @@ def is_measured(window_start: float, measured_from: float) -> bool:
     return window_start >= measured_from - 1e-9
 
 
+class ArmResult(_Frozen):
+    """Duet mode: the base deployment's side of the run, measured at the same time as the head."""
+
+    target: str
+    aggregate: Stats
+    endpoints: list[EndpointResult]
+
+
 class RunResult(_Frozen):
     schema_version: int = SCHEMA_VERSION
     meta: RunMeta
     aggregate: Stats
     endpoints: list[EndpointResult]
+    base: ArmResult | None = None
 
 
 def save_result(result: RunResult, path: Path) -> None:
@@ -166,10 +179,10 @@ def parse_result(text: str, *, source: str) -> RunResult:
     except json.JSONDecodeError as exc:
         raise InputError(f"{source}: not JSON ({exc.msg} at line {exc.lineno}); is it a ci-perf result.json?") from exc
     version = document.get("schema_version") if isinstance(document, dict) else None
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise InputError(
             f"{source}: result schema_version {version} is not supported "
-            f"(this ci-perf reads {SCHEMA_VERSION}); record it again with this version"
+            f"(this ci-perf reads versions {', '.join(map(str, READABLE_VERSIONS))}); record it again with this version"
         )
     try:
         return RunResult.model_validate(document)

@@ -1,9 +1,10 @@
 """Baseline vs current: per endpoint (and the aggregate) × metric, an estimate, its uncertainty and a verdict.
 
 Pure: results and settings in, a ``ComparisonReport`` out; resampling is seeded from the settings.
-The mode follows the baseline: ``history`` with ≥ 3 earlier runs, ``single`` with 1–2, ``none``
-without. Every p-value of the report is adjusted together (Benjamini-Hochberg), then each test gets
-its verdict by the rule in docs/STATISTICS.md.
+The mode follows the baseline: ``duet`` when the run measured the base deployment too (paired
+windows of the same run), else ``history`` with ≥ 3 earlier runs, ``single`` with 1–2, ``none``
+without. Every p-value of the report is adjusted together (Benjamini-Hochberg), then each test
+gets its verdict by the rule in docs/STATISTICS.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from ci_perf import sketches
 from ci_perf.analysis import stats
 from ci_perf.config import Comparison
-from ci_perf.results import AGGREGATE, EndpointWindow, RunResult, Stats, is_measured
+from ci_perf.results import AGGREGATE, EndpointResult, EndpointWindow, RunResult, Stats, is_measured
 
 # metric → the Stats field compared (labels and units in results.MEASURES)
 METRICS: dict[str, str] = {
@@ -36,9 +37,13 @@ METRICS: dict[str, str] = {
 _STATISTIC: dict[str, float | str] = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "mean": "mean"}
 
 Verdict = Literal["regression", "improvement", "unchanged", "inconclusive", "no-baseline", "not-judged"]
-Mode = Literal["history", "single", "none"]
+Mode = Literal["duet", "history", "single", "none"]
 
 MODE_NOTES: dict[str, str] = {
+    "duet": (
+        "duet: the base deployment measured in the same run, every request sent to both in random order; "
+        "paired windows cancel the noise the two share"
+    ),
     "history": "history: this run against the spread of {n} earlier runs (Student-t prediction interval)",
     "single": (
         "single baseline: this run's windows against {n} earlier run(s); windows cannot show run-to-run "
@@ -126,22 +131,34 @@ def compare_runs(
     settings: Comparison,
     matched_on: Literal["scenario", "load"] = "scenario",
 ) -> ComparisonReport:
-    """Compare ``current`` with ``baseline`` runs (oldest first)."""
-    mode: Mode = "history" if len(baseline) >= 3 else "single" if baseline else "none"
+    """Compare ``current`` with ``baseline`` runs (oldest first), or with its own base arm (duet)."""
+    duet = current.base
+    mode: Mode = "duet" if duet else "history" if len(baseline) >= 3 else "single" if baseline else "none"
+    if duet:
+        baseline = []
     rng = np.random.default_rng(settings.seed)
     names = [e.name for e in current.endpoints] + [AGGREGATE]
     tests: list[_Test] = []
     histories: dict[str, list[float]] = {}
+    measured_from = current.meta.measured_from
     for name in names:
-        now = _stats(current, name)
-        before = [s for s in (_stats(run, name) for run in baseline) if s is not None]
-        histories[name] = [s.p95_ms for s in before if s.p95_ms is not None]
-        # windows are only tested in single-baseline mode; history mode judges run-level values
-        windows = (
-            (_windows(current, name), [w for run in baseline for w in _windows(run, name)])
-            if mode == "single"
-            else ([], [])
-        )
+        now = _stats(current.aggregate, current.endpoints, name)
+        if duet:
+            before = [s for s in [_stats(duet.aggregate, duet.endpoints, name)] if s is not None]
+        else:
+            before = [s for s in (_stats(run.aggregate, run.endpoints, name) for run in baseline) if s is not None]
+        histories[name] = [s.p95_ms for s in before if s.p95_ms is not None] if not duet else []
+        # windows are tested in single-baseline and duet modes; history mode judges run-level values
+        windows: tuple[list[EndpointWindow], list[EndpointWindow]] = ([], [])
+        if mode == "single":
+            windows = (
+                _windows(current.endpoints, measured_from, name),
+                [w for run in baseline for w in _windows(run.endpoints, run.meta.measured_from, name)],
+            )
+        elif duet:
+            windows = _paired(
+                _windows(current.endpoints, measured_from, name), _windows(duet.endpoints, measured_from, name)
+            )
         for metric, field in METRICS.items():
             values = [v for v in (getattr(s, field) for s in before) if v is not None]
             base_value = statistics.median(values) if values else None
@@ -174,7 +191,7 @@ def compare_runs(
     return ComparisonReport(
         mode=mode,
         mode_note=MODE_NOTES[mode].format(n=len(baseline), noise=settings.run_noise_percent),
-        baseline_runs=len(baseline),
+        baseline_runs=1 if duet else len(baseline),
         matched_on=matched_on,
         endpoints=[EndpointComparison(endpoint=n, metrics=results[n], p95_history=histories[n]) for n in names],
         history=[
@@ -183,24 +200,33 @@ def compare_runs(
     )
 
 
-def _stats(run: RunResult, name: str) -> Stats | None:
+def _stats(aggregate: Stats, endpoints: Sequence[EndpointResult], name: str) -> Stats | None:
     if name == AGGREGATE:
-        return run.aggregate
-    return next((e.stats for e in run.endpoints if e.name == name), None)
+        return aggregate
+    return next((e.stats for e in endpoints if e.name == name), None)
 
 
-def _measured(run: RunResult, windows: Sequence[EndpointWindow]) -> list[EndpointWindow]:
+def _measured(windows: Sequence[EndpointWindow], measured_from: float) -> list[EndpointWindow]:
     """The windows the totals cover: those after the warm-up."""
-    return [w for w in windows if is_measured(w.start, run.meta.measured_from)]
+    return [w for w in windows if is_measured(w.start, measured_from)]
 
 
-def _windows(run: RunResult, name: str) -> list[EndpointWindow]:
+def _paired(
+    current: list[EndpointWindow], base: list[EndpointWindow]
+) -> tuple[list[EndpointWindow], list[EndpointWindow]]:
+    """The windows both arms have, in the same order: row i of each is the same time span."""
+    starts = sorted({w.start for w in current} & {w.start for w in base})
+    by_current, by_base = {w.start: w for w in current}, {w.start: w for w in base}
+    return [by_current[t] for t in starts], [by_base[t] for t in starts]
+
+
+def _windows(endpoints: Sequence[EndpointResult], measured_from: float, name: str) -> list[EndpointWindow]:
     if name != AGGREGATE:
-        endpoint = next((e for e in run.endpoints if e.name == name), None)
-        return _measured(run, endpoint.windows) if endpoint else []
+        endpoint = next((e for e in endpoints if e.name == name), None)
+        return _measured(endpoint.windows, measured_from) if endpoint else []
     by_start: dict[float, list[EndpointWindow]] = {}
-    for endpoint in run.endpoints:
-        for window in _measured(run, endpoint.windows):
+    for endpoint in endpoints:
+        for window in _measured(endpoint.windows, measured_from):
             by_start.setdefault(window.start, []).append(window)
     return [
         EndpointWindow(
@@ -246,6 +272,17 @@ def _estimate(
     base_matrix, current_matrix, offset = stats.window_matrices(
         [w.latency for w in base_windows], [w.latency for w in current_windows]
     )
+    if mode == "duet":
+        return stats.paired_test(
+            base_matrix,
+            current_matrix,
+            stats.key_values(offset, base_matrix.bins.shape[1]),
+            _STATISTIC[metric],
+            alpha=alpha,
+            power=power,
+            replicates=settings.bootstrap,
+            rng=rng,
+        )
     return stats.windows_test(
         base_matrix,
         current_matrix,

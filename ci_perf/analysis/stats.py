@@ -3,6 +3,9 @@
 * ``history_test``: one new run against n ≥ 3 earlier runs — Student-t prediction interval on logs.
 * ``windows_test``: one run against one or two runs — batch means of log window statistics (Welch,
   variance inflated for lag-1 autocorrelation) and a stationary block bootstrap of the whole-run ratio.
+* ``paired_test``: duet mode — both deployments measured in the same windows: a one-sample t-test on
+  the per-batch log ratios (variance inflated for lag-1 autocorrelation) and a stationary block
+  bootstrap that resamples the same windows in both arms.
 * ``counts_test``: error rates — Fisher's exact test for small counts, else a two-proportion test
   whose variance is inflated by the over-dispersion seen across windows (or runs).
 
@@ -30,6 +33,8 @@ MAX_RHO = 0.9
 # A sketch knows a quantile only to within ±1 %: read as a uniform error, an sd of 1 %/√3 on the log
 # scale. History values that all fell into one bucket must not claim a zero-width interval.
 QUANTISATION_SD = RELATIVE_ACCURACY / math.sqrt(3)
+# duet batches: a quantile q from ~2 / (1 − q) requests per arm (p95: 40), see paired_test
+PAIRED_TAIL = 2.0
 
 
 @dataclass(frozen=True)
@@ -168,12 +173,12 @@ def _batches(matrix: WindowMatrix, size: int) -> WindowMatrix:
     )
 
 
-def batch_size(counts: NDArray[np.float64], statistic: float | str) -> int:
+def batch_size(counts: NDArray[np.float64], statistic: float | str, *, tail: float = 10.0) -> int:
     """Windows per batch so that a typical batch has enough requests for the statistic.
 
-    A quantile q needs ~10 / (1 − q) requests (p95: 200, p99: 1,000); a mean needs 10.
+    A quantile q needs ~``tail`` / (1 − q) requests (by default p95: 200, p99: 1,000); a mean needs 10.
     """
-    needed = 10.0 if statistic == "mean" else 10.0 / (1.0 - float(statistic))
+    needed = 10.0 if statistic == "mean" else tail / (1.0 - float(statistic))
     typical = float(np.median(counts)) if len(counts) else 0.0
     return max(1, math.ceil(needed / typical)) if typical > 0 else len(counts) + 1
 
@@ -254,6 +259,72 @@ def windows_test(
         widen = (_t_quantile(0.5 + CONFIDENCE / 2, math.inf) ** 2) * run_variance
         low = effect - math.sqrt((effect - low) ** 2 + widen)
         high = effect + math.sqrt((high - effect) ** 2 + widen)
+    return Estimate(effect, low, high, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)
+
+
+# -- duet mode ---------------------------------------------------------------------------------
+
+
+def paired_test(
+    base: WindowMatrix,
+    current: WindowMatrix,
+    values: NDArray[np.float64],
+    statistic: float | str,
+    *,
+    alpha: float,
+    power: float,
+    replicates: int,
+    rng: np.random.Generator,
+) -> Estimate | None:
+    """Head against base measured in the same windows (row i of both matrices is the same time span).
+
+    Windows are grouped into batches (smaller than in ``windows_test``: with requests sent to both
+    arms in random order the arms are exchangeable when nothing changed, so a small batch's quantile
+    is biased alike in both and d stays centred on 0); each batch gives d = log(head statistic) −
+    log(base statistic), and noise shared by the arms (the runner, the network, the moment) cancels in d.
+    p-values and MDE: a one-sample t-test of mean(d) with the
+    variance inflated by (1 + ρ)/(1 − ρ) for d's lag-1 autocorrelation. Effect: the whole-run log
+    ratio; interval: a stationary block bootstrap drawing the same windows for both arms.
+    The sd of d is at least the quantisation error of two sketches.
+    """
+    size = max(
+        batch_size(base.counts, statistic, tail=PAIRED_TAIL), batch_size(current.counts, statistic, tail=PAIRED_TAIL)
+    )
+    b, c = _batches(base, size), _batches(current, size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.log(statistic_rows(c.bins, c.sums, statistic, values)) - np.log(
+            statistic_rows(b.bins, b.sums, statistic, values)
+        )
+    # a batch cut short (the run's last, partial window) has too few requests for its statistic
+    fewest = np.minimum(b.counts, c.counts)
+    typical = float(np.median(fewest)) if len(fewest) else 0.0
+    d = d[np.isfinite(d) & (fewest >= typical / 2)]
+    if len(d) < MIN_BATCHES:
+        return None
+    rho = lag1_autocorrelation(d)
+    n_eff = max(len(d) * (1 - rho) / (1 + rho), 2.0)
+    sd = max(float(np.std(d, ddof=1)), QUANTISATION_SD * math.sqrt(2))
+    se = sd / math.sqrt(n_eff)
+    df = n_eff - 1
+    whole = [
+        statistic_rows(m.bins.sum(axis=0, keepdims=True), np.array([m.sums.sum()]), statistic, values)[0]
+        for m in (base, current)
+    ]
+    if not all(np.isfinite(whole)) or min(whole) <= 0:
+        return None
+    effect = math.log(whole[1] / whole[0])
+    up, down = _one_sided(float(np.mean(d)) / se, df)
+    block = min(max((1 + rho) / (1 - rho), float(size)), max(len(base.counts) / 3, 1.0))
+    weights = stationary_bootstrap_weights(len(base.counts), replicates=replicates, block=block, rng=rng)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = np.log(
+            statistic_rows(weights @ current.bins, weights @ current.sums, statistic, values)
+            / statistic_rows(weights @ base.bins, weights @ base.sums, statistic, values)
+        )
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios) < replicates // 2:
+        return None
+    low, high = (float(x) for x in np.quantile(ratios, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
     return Estimate(effect, low, high, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)
 
 

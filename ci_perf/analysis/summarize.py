@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from ci_perf import sketches
 from ci_perf.config import LoadSettings
 from ci_perf.results import (
+    ArmResult,
     CollectedEndpointWindow,
     CollectedRun,
     CpuSample,
@@ -33,6 +34,7 @@ from ci_perf.results import (
 from ci_perf.sketches import Sketch
 
 SATURATED_CPU_PERCENT = 90.0
+DUET_RPS_TOLERANCE = 0.05
 TOP_ERRORS = 5
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
 
@@ -70,13 +72,18 @@ def top_errors(windows: Iterable[EndpointWindow], limit: int = TOP_ERRORS) -> li
     return [ErrorCount(message=m, count=c) for m, c in ranked[:limit]]
 
 
-def scenario_keys(load: LoadSettings, endpoint_names: Iterable[str]) -> tuple[str, str]:
+def scenario_keys(load: LoadSettings, endpoint_names: Iterable[str], *, duet: bool = False) -> tuple[str, str]:
     """(scenario key, load key): hashes of the load settings with and without the endpoint set.
 
     Runs are only compared when their load was the same; the scenario key also
     asks for the same endpoints, the load key is the fallback when they changed.
+    A duet run (each user also loads the base deployment) is another load.
     """
-    shape = load.model_dump(include={"profile", "users", "spawn_rate", "duration", "warmup", "think_time"})
+    shape: dict[str, object] = load.model_dump(
+        include={"profile", "users", "spawn_rate", "duration", "warmup", "think_time"}
+    )
+    if duet:
+        shape["duet"] = True
     load_key = _digest(shape)
     return _digest({**shape, "endpoints": sorted(set(endpoint_names))}), load_key
 
@@ -124,8 +131,13 @@ def summarize_run(
     tool_version: str,
     git_sha: str | None = None,
     git_branch: str | None = None,
+    baseline_target: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> RunResult:
-    """Build the public result: per-endpoint and aggregate totals after warm-up, plus all windows."""
+    """Build the public result: per-endpoint and aggregate totals after warm-up, plus all windows.
+
+    In duet mode (``baseline_target``) the base deployment's windows become ``RunResult.base``.
+    """
     windows = collected.windows
     if not windows:
         raise ValueError("the run recorded no requests")
@@ -138,6 +150,60 @@ def summarize_run(
         measured_from = math.floor(first / window_s) * window_s
     measured_s = max(last - max(measured_from, first), 0.0)
 
+    head = [w for w in windows if w.arm == "head"]
+    endpoints, measured_all = _arm(head, measured_from=measured_from, measured_s=measured_s)
+    base: ArmResult | None = None
+    reasons: list[str] = []
+    if baseline_target is not None:
+        base_endpoints, base_measured = _arm(
+            [w for w in windows if w.arm == "base"], measured_from=measured_from, measured_s=measured_s
+        )
+        base = ArmResult(
+            target=baseline_target,
+            aggregate=compute_stats(base_measured, seconds=measured_s),
+            endpoints=base_endpoints,
+        )
+        reasons += _duet_problems(compute_stats(measured_all, seconds=measured_s), base.aggregate)
+    scenario_key, load_key = scenario_keys(load, {e.name for e in endpoints}, duet=base is not None)
+    health, saturation = generator_health(
+        collected.cpu, warnings=[*collected.cpu_warnings, *warnings], since=measured_from
+    )
+    reasons = [saturation, *reasons] if saturation else reasons
+    if measured_s <= 0 or not measured_all:
+        reasons.append("no requests after the warm-up; lengthen load.duration or shorten load.warmup")
+    meta = RunMeta(
+        tool_version=tool_version,
+        locust_version=collected.locust_version,
+        target=target,
+        started_at=first,
+        ended_at=last,
+        duration_s=last - first,
+        measured_s=measured_s,
+        measured_from=measured_from,
+        warmup_s=load.warmup,
+        window_s=window_s,
+        load={**load.model_dump(), "peak_users": collected.peak_users},
+        scenario_key=scenario_key,
+        load_key=load_key,
+        git_sha=git_sha,
+        git_branch=git_branch,
+        baseline_target=baseline_target,
+        generator=health,
+        reliable=not reasons,
+        unreliable_reasons=reasons,
+    )
+    return RunResult(
+        meta=meta,
+        aggregate=compute_stats(measured_all, seconds=measured_s),
+        endpoints=endpoints,
+        base=base,
+    )
+
+
+def _arm(
+    windows: Sequence[CollectedEndpointWindow], *, measured_from: float, measured_s: float
+) -> tuple[list[EndpointResult], list[EndpointWindow]]:
+    """One arm's endpoints (all windows kept, totals after the warm-up) and its measured windows."""
     by_endpoint: dict[str, list[CollectedEndpointWindow]] = defaultdict(list)
     for window in windows:
         by_endpoint[window.endpoint].append(window)
@@ -159,33 +225,18 @@ def summarize_run(
                 windows=kept,
             )
         )
-    scenario_key, load_key = scenario_keys(load, by_endpoint)
-    health, saturation = generator_health(collected.cpu, warnings=collected.cpu_warnings, since=measured_from)
-    reasons = [saturation] if saturation else []
-    if measured_s <= 0 or not measured_all:
-        reasons.append("no requests after the warm-up; lengthen load.duration or shorten load.warmup")
-    meta = RunMeta(
-        tool_version=tool_version,
-        locust_version=collected.locust_version,
-        target=target,
-        started_at=first,
-        ended_at=last,
-        duration_s=last - first,
-        measured_s=measured_s,
-        measured_from=measured_from,
-        warmup_s=load.warmup,
-        window_s=window_s,
-        load={**load.model_dump(), "peak_users": collected.peak_users},
-        scenario_key=scenario_key,
-        load_key=load_key,
-        git_sha=git_sha,
-        git_branch=git_branch,
-        generator=health,
-        reliable=not reasons,
-        unreliable_reasons=reasons,
-    )
-    return RunResult(
-        meta=meta,
-        aggregate=compute_stats(measured_all, seconds=measured_s),
-        endpoints=endpoints,
-    )
+    return endpoints, measured_all
+
+
+def _duet_problems(head: Stats, base: Stats) -> list[str]:
+    """Both arms get every task's request, so their throughput must agree within 5 %."""
+    if head.requests == 0 or base.requests == 0:
+        return ["duet: one deployment received no requests after the warm-up"]
+    gap = abs(head.rps - base.rps) / max(head.rps, base.rps)
+    if gap > DUET_RPS_TOLERANCE:
+        problem = (
+            f"duet: the deployments were not loaded alike (head {head.rps:.1f} rps, base {base.rps:.1f} rps, "
+            f"{100 * gap:.0f} % apart; at most {100 * DUET_RPS_TOLERANCE:.0f} %): one was failing or timing out"
+        )
+        return [problem]
+    return []

@@ -1,9 +1,11 @@
 """``ci-perf demo``: the whole product on one machine in about a minute.
 
-Starts the bundled demo service on a free loopback port, records three baseline
-runs on ``main`` into a fresh local store, slows ``POST /api/orders`` by 30 %,
-runs the candidate, prints the report and writes it to the out directory, and
-stops the service — whatever happens.
+History mode: starts the bundled demo service on a free loopback port, records
+five baseline runs on ``main`` into a fresh local store, slows ``POST /api/orders``
+by 30 %, runs the candidate, prints the report and writes it to the out directory.
+Duet mode: two instances of the service, the head one with ``GET /api/products``
+10 % slower, measured in one run (every request to both); its report goes to
+``<out>/duet``. Every service is stopped, whatever happens.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TextIO
 
 import httpx
 
-from ci_perf.config import Config, parse_config
+from ci_perf.config import Config, parse_config, with_comparison
 from ci_perf.errors import EnvironmentFailure
 from ci_perf.pipeline import ProgressLine, run_pipeline
 
@@ -27,6 +29,9 @@ DEMO_CONFIG = Path(__file__).with_name("ci-perf.yml")
 BASELINE_RUNS = 5
 SLOWED_ROUTE = "POST /api/orders"
 SLOWDOWN = 1.30
+DUET_ROUTE = "GET /api/products"
+DUET_SLOWDOWN = 1.10
+DUET_DURATION_S = 20.0  # per-endpoint p95 needs ~200 requests per batch and ≥ 4 batches
 
 
 @contextmanager
@@ -103,4 +108,32 @@ def run_demo(*, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progr
         f"\nci-perf demo: wrote {out_dir / 'result.json'}, {out_dir / 'report.md'}, {out_dir / 'report.json'}; "
         f"`ci-perf run` would exit {outcome.exit_code} ({'gate failed' if outcome.exit_code else 'pass'})\n"
     )
+    run_duet_demo(out_dir=out_dir / "duet", environ=environ, stream=stream, progress=progress)
     return 0
+
+
+def run_duet_demo(*, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressLine | None) -> int:
+    """Both deployments in one run: the head instance has ``DUET_ROUTE`` slowed by 10 %."""
+    with demo_service() as base_url:
+        latency = float(set_knobs(base_url, {})["knobs"][DUET_ROUTE]["latency_ms"])  # type: ignore[index]
+        slowed = {DUET_ROUTE: {"latency_ms": latency * DUET_SLOWDOWN}}
+        with demo_service(slowed) as head_url:
+            config = demo_config(head_url, out_dir / "store")
+            config = with_comparison(config, baseline_target=base_url)
+            config = config.model_copy(update={"load": config.load.model_copy(update={"duration": DUET_DURATION_S})})
+            stream.write(
+                f"\nci-perf demo: duet: base {base_url}, head {head_url} with {DUET_ROUTE} slowed from {latency:g} "
+                f"to {latency * DUET_SLOWDOWN:g} ms (+{(DUET_SLOWDOWN - 1) * 100:.0f} %); every request goes to "
+                f"both, {DUET_DURATION_S:g} s\n\n"
+            )
+            outcome = run_pipeline(
+                config,
+                out_dir=out_dir,
+                branch="demo-candidate",
+                environ=environ,
+                cwd=Path.cwd(),
+                progress=progress,
+                echo=stream,
+            )
+    stream.write(f"\nci-perf demo: duet report in {out_dir / 'report.md'}\n")
+    return outcome.exit_code

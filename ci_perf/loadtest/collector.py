@@ -1,7 +1,7 @@
 """The Locust plugin that measures a run: it runs INSIDE Locust, never in ci-perf itself.
 
 The runner starts Locust with ``-f collector.py,<locustfile>``. Every request
-event is recorded into a DDSketch per (endpoint, time window) with counts,
+event is recorded into a DDSketch per (arm, endpoint, time window) with counts,
 failures and the most frequent failure messages (capped). Windows lie on an
 absolute grid (``floor(start_time / window_s)``) so that workers on one clock
 line up without talking to each other.
@@ -51,6 +51,8 @@ WORKER_FLUSH_S = 2.0
 CPU_SAMPLE_S = 1.0
 PROGRESS_S = 1.0
 PROGRESS_SPAN_S = 5.0
+ARM_KEY = "ci_perf_arm"  # = duet.ARM_KEY (not imported: duet.py is only loaded in duet mode)
+HEAD = "head"
 _KEY_MULTIPLIER = sketches.KEY_MULTIPLIER
 _SMALLEST_KEYED = sketches.SMALLEST_KEYED
 
@@ -98,9 +100,10 @@ class _Cell:
         self.first_start = math.inf
         self.last_end = 0.0
 
-    def export(self, endpoint: str, start: float) -> dict[str, Any]:
+    def export(self, arm: str, endpoint: str, start: float) -> dict[str, Any]:
         sketch = sketches.from_counts(self.counts, zeros=self.zeros, total=self.total, low=self.low, high=self.high)
         return {
+            "arm": arm,
             "endpoint": endpoint,
             "start": start,
             "requests": self.requests,
@@ -116,12 +119,12 @@ class _Merged:
     """Windows merged from every source (this process, every worker): exact sums."""
 
     def __init__(self) -> None:
-        self.cells: dict[tuple[str, float], dict[str, Any]] = {}
+        self.cells: dict[tuple[str, str, float], dict[str, Any]] = {}
         self.cpu: list[dict[str, Any]] = []
 
     def add(self, exported: list[dict[str, Any]]) -> None:
         for part in exported:
-            key = (part["endpoint"], part["start"])
+            key = (part["arm"], part["endpoint"], part["start"])
             have = self.cells.get(key)
             if have is None:
                 self.cells[key] = part
@@ -140,7 +143,7 @@ class _Merged:
         recent_from = now - PROGRESS_SPAN_S
         total = failures = recent = 0
         recent_sketches = []
-        for (_, start), cell in self.cells.items():
+        for (_, _, start), cell in self.cells.items():
             total += cell["requests"]
             failures += cell["failures"]
             if start >= recent_from:
@@ -163,7 +166,7 @@ class Collector:
     def __init__(self, environment: Environment, *, window_s: float) -> None:
         self.environment = environment
         self.window_s = window_s
-        self.cells: dict[tuple[str, str, float], _Cell] = {}  # (method, name, window index)
+        self.cells: dict[tuple[str, str, str, float], _Cell] = {}  # (arm, method, name, window index)
         self.cpu: list[dict[str, Any]] = []
         self.merged = _Merged()
         self.process = psutil.Process()
@@ -181,14 +184,17 @@ class Collector:
         request_type: str,
         name: str,
         response_time: float | None,
+        *,
         exception: BaseException | None = None,
         start_time: float | None = None,
+        context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         """Record one request: the hot path (see docs/benchmarks.md; keep it lean)."""
         latency = response_time or 0.0
         began = start_time or time.time() - latency * 0.001
-        key = (request_type, name, began // self.window_s)
+        arm = context.get(ARM_KEY, HEAD) if context else HEAD  # duet.py tags the base deployment's requests
+        key = (arm, request_type, name, began // self.window_s)
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = _Cell()
@@ -217,7 +223,10 @@ class Collector:
     def drain(self) -> list[dict[str, Any]]:
         """Export and forget what this process recorded so far."""
         cells, self.cells = self.cells, {}
-        return [cell.export(f"{method} {name}", index * self.window_s) for (method, name, index), cell in cells.items()]
+        return [
+            cell.export(arm, f"{method} {name}", index * self.window_s)
+            for (arm, method, name, index), cell in cells.items()
+        ]
 
     def sample_cpu(self, label: str) -> None:
         runner = self.environment.runner

@@ -33,6 +33,7 @@ from ci_perf.results import CollectedRun
 
 COLLECTOR = Path(__file__).with_name("collector.py")
 ZERO_CODE = Path(__file__).with_name("zero_code.py")
+DUET = Path(__file__).with_name("duet.py")
 STARTED = "CI_PERF_STARTED"
 WRITTEN = "CI_PERF_WRITTEN"
 WRITTEN_GRACE_S = 0.5  # once the result is on disk, Locust's own shutdown (~2 s) is not worth waiting for
@@ -98,9 +99,10 @@ def check_locustfile(path: Path) -> None:
 def locust_command(config: Config, *, target: str, extra_args: Sequence[str]) -> list[str]:
     load = config.load
     locustfile = config.locustfile or str(ZERO_CODE)
+    plugins = [COLLECTOR, DUET] if config.comparison.baseline_target else [COLLECTOR]
     command = [
         sys.executable, "-m", "locust",
-        "-f", f"{COLLECTOR},{locustfile}",
+        "-f", ",".join([*map(str, plugins), locustfile]),
         "--headless", "--only-summary",
         "--host", target,
         "--users", str(load.users),
@@ -135,6 +137,8 @@ def child_environment(config: Config, *, collect_out: Path, progress: bool, base
     )
     if config.endpoints:
         env["CI_PERF_ENDPOINTS"] = json.dumps([e.model_dump() for e in config.endpoints])
+    if config.comparison.baseline_target:
+        env["CI_PERF_BASELINE_TARGET"] = config.comparison.baseline_target
     return env
 
 

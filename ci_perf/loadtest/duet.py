@@ -1,0 +1,100 @@
+"""Duet mode, inside Locust: every request goes to the head *and* the base deployment, in random order.
+
+The runner adds this file to ``-f`` when ``comparison.baseline_target`` is set and passes the base URL
+in ``CI_PERF_BASELINE_TARGET``. At ``init`` each User class (``HttpUser`` or ``FastHttpUser``, the
+zero-code user included) gets a client that sends each call twice: to the head (``--host``) and to
+the base, one after the other in a random order, so both arms share the same moment, the same
+runner noise and the same load. The user's code sees the head's response; the base's request is
+tagged ``context["ci_perf_arm"] = "base"`` for the collector. The base request never uses
+``catch_response`` (its failures are counted by status code), so a user's validation code runs once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+from locust import events
+from locust.clients import HttpSession
+from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
+from locust.env import Environment
+from locust.user.users import HttpUser
+
+ARM_KEY = "ci_perf_arm"
+_METHODS = ("request", "get", "post", "put", "patch", "delete", "head", "options")
+
+
+class DuetClient:
+    """Looks like the user's client; each request method calls the head and the base clients."""
+
+    def __init__(self, head: Any, base: Any, rng: random.Random) -> None:
+        self._head = head
+        self._base = base
+        self._rng = rng
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._head, name)
+        if name not in _METHODS:
+            return attribute
+
+        def both(*args: Any, **kwargs: Any) -> Any:
+            base_kwargs = {k: v for k, v in kwargs.items() if k != "catch_response"}
+            base_kwargs["context"] = {**(kwargs.get("context") or {}), ARM_KEY: "base"}
+            call_base = getattr(self._base, name)
+            if self._rng.random() < 0.5:
+                call_base(*args, **base_kwargs)
+                return attribute(*args, **kwargs)
+            response = attribute(*args, **kwargs)
+            call_base(*args, **base_kwargs)
+            return response
+
+        return both
+
+
+def _base_client(user: Any, base_url: str) -> Any:
+    if isinstance(user, FastHttpUser):
+        return FastHttpSession(
+            base_url=base_url,
+            request_event=user.environment.events.request,
+            network_timeout=user.network_timeout,
+            connection_timeout=user.connection_timeout,
+            max_redirects=user.max_redirects,
+            max_retries=user.max_retries,
+            insecure=user.insecure,
+            concurrency=user.concurrency,
+            user=user,
+            client_pool=user.client_pool,
+            ssl_context_factory=user.ssl_context_factory,
+            headers=user.default_headers,
+            proxy_host=user.proxy_host,
+            proxy_port=user.proxy_port,
+        )
+    if isinstance(user, HttpUser):
+        return HttpSession(
+            base_url=base_url, request_event=user.environment.events.request, user=user, pool_manager=user.pool_manager
+        )
+    raise TypeError(f"duet mode needs HttpUser or FastHttpUser users; {type(user).__name__} is neither")
+
+
+def _wrap(user_class: type, base_url: str, rng: random.Random) -> None:
+    original = user_class.__init__  # type: ignore[misc] # the class's own, patched once per process
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if not isinstance(self.client, DuetClient):
+            self.client = DuetClient(self.client, _base_client(self, base_url), rng)
+
+    user_class.__init__ = init  # type: ignore[misc]
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    base_url = os.environ.get("CI_PERF_BASELINE_TARGET")
+    if not base_url:
+        return
+    rng = random.Random()  # noqa: S311 - the order of two requests, not cryptography
+    for user_class in environment.user_classes:
+        if not issubclass(user_class, (HttpUser, FastHttpUser)):
+            raise TypeError(f"duet mode needs HttpUser or FastHttpUser users; {user_class.__name__} is neither")
+        _wrap(user_class, base_url, rng)
