@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live clean
+.PHONY: demo test lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -62,3 +62,6 @@ bench-detect-live: $(BIN)/ci-perf
 
 bench-listener: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_listener.py
+
+bench-duet: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_duet.py

@@ -1,0 +1,298 @@
+"""Duet benchmark: duet mode next to history mode on the same scenarios, simulated and live.
+
+Simulated (``--simulated``): a shared-noise model. Each run has a run-to-run offset (3 %) that
+moves both arms of a duet run alike but differs between runs, and per-window noise shared by both
+arms (AR(1), φ 0.5: 5 % quiet, 15 % with a CPU hog). Duet judges the head against the base arm of
+the same run; history mode judges the head arm against the base arms of 10 other runs.
+
+Live (``--live``): two instances of the demo service on loopback (same code); the head's
+``POST /api/orders`` slowed by a knob (0, +5 %, +10 %). ``--runs`` duet runs per effect, in random
+order, half of them with a CPU hog (one busy process) running beside them. The true effect of
+each knob is the head/base p95 ratio of one long quiet duet run. History mode on the same runs:
+each run's head arm against the base arms of the 10 nearest other runs of the same noise condition.
+
+Reports per mode × effect × noise: false alarms per report (a verdict on anything not slowed),
+power (a p95 regression on the slowed endpoint), 95 % CI coverage of the true effect, and the
+spread (sd) of the slowed endpoint's p95 log ratio across runs.
+Run: ``make bench-duet`` (about 25 minutes; ``--runs`` and ``--seconds`` shrink it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ci_perf import sketches
+from ci_perf.analysis.compare import compare_runs
+from ci_perf.analysis.summarize import summarize_run
+from ci_perf.config import Comparison, LoadSettings, parse_config, with_comparison
+from ci_perf.demo.run import demo_service, set_knobs
+from ci_perf.pipeline import run_pipeline
+from ci_perf.results import CollectedEndpointWindow, CollectedRun, CpuSample, RunResult
+
+SLOWED = "POST /api/orders"
+AGGREGATE = "(all endpoints)"
+BASE_MS = 25.0
+SETTINGS = Comparison()
+CONFIG = """\
+endpoints:
+  - GET /api/products
+  - GET /api/products/42
+  - 'POST /api/orders {{"productId": 42}}'
+load: {{users: 10, spawn_rate: 10, duration: {seconds}s, warmup: 2s, think_time: 0.005s, stop_timeout: 2s}}
+readiness: {{path: /health, timeout: 10s}}
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    alarm: bool  # a verdict on something that did not change
+    hit: bool  # a p95 regression on the slowed endpoint
+    covered: bool  # the p95 interval contains the true effect
+    log_ratio: float | None  # the slowed endpoint's p95, head over baseline
+
+
+def judge(current: RunResult, history: list[RunResult], truth: float) -> Outcome:
+    """Duet when ``current`` carries its base arm (``history`` empty), else history mode."""
+    report = compare_runs(current, history, settings=SETTINGS)
+    slowed = report.for_endpoint(SLOWED)
+    assert slowed is not None
+    p95 = slowed.metrics["p95"]
+    changed = {SLOWED, AGGREGATE} if truth else set()
+    others = [m for e in report.endpoints if e.endpoint not in changed for m in e.metrics.values()]
+    alarm = any(m.verdict in {"regression", "improvement"} for m in others)
+    covered = p95.ci_low is not None and p95.ci_high is not None and p95.ci_low <= 100 * truth <= p95.ci_high
+    ratio = math.log(p95.current / p95.baseline) if p95.current and p95.baseline else None  # the run's own estimate
+    return Outcome(alarm, p95.verdict == "regression", covered, ratio)
+
+
+def head_only(run: RunResult) -> RunResult:
+    return run.model_copy(update={"base": None})
+
+
+def base_only(run: RunResult) -> RunResult:
+    assert run.base is not None
+    return run.model_copy(update={"base": None, "endpoints": run.base.endpoints, "aggregate": run.base.aggregate})
+
+
+def history_for(runs: list[RunResult], index: int, size: int = 10) -> list[RunResult]:
+    """The base arms of the ``size`` runs nearest in time to run ``index`` (never itself)."""
+    others = sorted((abs(j - index), j) for j in range(len(runs)) if j != index)
+    return [base_only(runs[j]) for _, j in sorted(others[:size], key=lambda pair: pair[1])]
+
+
+# -- simulated ------------------------------------------------------------------------------------
+
+ENDPOINTS = {"GET /api/products": 12.0, "GET /api/products/42": 6.0, SLOWED: 25.0}
+
+
+def simulated_run(*, effect: float, hog: bool, seed: int, windows: int = 15, per_window: int = 40) -> RunResult:
+    rng = np.random.default_rng(seed)
+    run_offset = float(rng.normal(0, 0.03))
+    sd = 0.15 if hog else 0.05
+    shared = np.zeros(windows)
+    for t in range(windows):  # AR(1) window noise, stationary sd ``sd``
+        shared[t] = 0.5 * (shared[t - 1] if t else 0.0) + rng.normal(0, sd * math.sqrt(1 - 0.25))
+    parts = []
+    for name, median in ENDPOINTS.items():
+        for t in range(windows):
+            start = 1_000.0 + t
+            for arm in ("head", "base"):
+                factor = 1 + effect if (arm == "head" and name == SLOWED) else 1.0
+                values = median * factor * np.exp(run_offset + shared[t] + rng.normal(0, 0.25, per_window))
+                parts.append(
+                    CollectedEndpointWindow(
+                        arm=arm,  # type: ignore[arg-type]
+                        endpoint=name,
+                        start=start,
+                        requests=per_window,
+                        failures=0,
+                        latency=sketches.of_values(values.tolist()),
+                        first_start=start,
+                        last_end=start + 1,
+                    )
+                )
+    collected = CollectedRun(
+        locust_version="sim",
+        window_s=1.0,
+        windows=parts,
+        cpu=[CpuSample(process="locust", at=1_000.0 + t, percent=30.0) for t in range(windows)],
+    )
+    return summarize_run(
+        collected,
+        load=LoadSettings(users=10, duration=windows, warmup=0),
+        target="http://head",
+        tool_version="sim",
+        baseline_target="http://base",
+    )
+
+
+def simulate(runs: int, seed: int) -> dict[tuple[str, float, str], list[Outcome]]:
+    outcomes: dict[tuple[str, float, str], list[Outcome]] = {}
+    for effect in (0.0, 0.05, 0.10):
+        for hog in (False, True):
+            batch = [simulated_run(effect=effect, hog=hog, seed=seed + 1_000 * i) for i in range(runs)]
+            noise = "hog" if hog else "quiet"
+            for index, run in enumerate(batch):
+                outcomes.setdefault(("duet", effect, noise), []).append(judge(run, [], effect))
+                history = history_for(batch, index)
+                outcomes.setdefault(("history", effect, noise), []).append(judge(head_only(run), history, effect))
+            seed += 1
+    return outcomes
+
+
+# -- live -----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def cpu_hog(active: bool) -> Iterator[None]:
+    """One busy process beside the run (bounded: killed when the run ends)."""
+    if not active:
+        yield
+        return
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def duet_once(base: str, head: str, config_text: str, folder: Path, *, effect: float, hog: bool) -> RunResult:
+    set_knobs(head, {SLOWED: {"latency_ms": BASE_MS * (1 + effect)}})
+    config = parse_config(config_text, source=folder / "ci-perf.yml")
+    config = with_comparison(config.model_copy(update={"target": head}), baseline_target=base)
+    with cpu_hog(hog):
+        outcome = run_pipeline(
+            config, out_dir=folder / "out", environ=dict(os.environ), cwd=folder, echo=None, branch="bench"
+        )
+    return outcome.result
+
+
+def live(runs: int, seconds: int, reference_seconds: int, seed: int) -> tuple[dict, dict[float, float]]:  # type: ignore[type-arg]
+    effects = [0.0, 0.05, 0.10]
+    began = time.perf_counter()
+    outcomes: dict[tuple[str, float, str], list[Outcome]] = {}
+    with demo_service() as base, demo_service() as head, tempfile.TemporaryDirectory() as folder_name:
+        folder = Path(folder_name)
+        reference_text = CONFIG.format(seconds=reference_seconds)
+        truth = {}
+        for effect in effects:
+            reference = duet_once(base, head, reference_text, folder, effect=effect, hog=False)
+            assert reference.base is not None
+            ratio = _p95(reference, SLOWED) / _p95_arm(reference, SLOWED)
+            truth[effect] = ratio - 1
+        print(
+            "true p95 effect (long duet runs): "
+            + ", ".join(f"+{100 * e:.0f} % knob → {100 * t:+.1f} %" for e, t in truth.items()),
+            flush=True,
+        )
+        conditions = [(e, i % 2 == 1) for e in effects for i in range(runs)]
+        random.Random(seed).shuffle(conditions)
+        done: dict[tuple[float, bool], list[RunResult]] = {}
+        config_text = CONFIG.format(seconds=seconds)
+        for number, (effect, hog) in enumerate(conditions, start=1):
+            done.setdefault((effect, hog), []).append(
+                duet_once(base, head, config_text, folder, effect=effect, hog=hog)
+            )
+            print(
+                f"run {number}/{len(conditions)} (+{100 * effect:.0f} %, {'hog' if hog else 'quiet'}) "
+                f"{time.perf_counter() - began:.0f} s",
+                flush=True,
+            )
+    by_noise: dict[bool, list[tuple[float, RunResult]]] = {}
+    for (effect, hog), results in done.items():
+        by_noise.setdefault(hog, []).extend((effect, r) for r in results)
+    for hog, pairs in by_noise.items():
+        pairs.sort(key=lambda pair: pair[1].meta.started_at)
+        noise = "hog" if hog else "quiet"
+        ordered = [r for _, r in pairs]
+        for index, (effect, run) in enumerate(pairs):
+            outcomes.setdefault(("duet", effect, noise), []).append(judge(run, [], truth[effect]))
+            outcomes.setdefault(("history", effect, noise), []).append(
+                judge(head_only(run), history_for(ordered, index), truth[effect])
+            )
+    return outcomes, truth
+
+
+def _p95(run: RunResult, name: str) -> float:
+    value = next(e for e in run.endpoints if e.name == name).stats.p95_ms
+    assert value is not None
+    return value
+
+
+def _p95_arm(run: RunResult, name: str) -> float:
+    assert run.base is not None
+    value = next(e for e in run.base.endpoints if e.name == name).stats.p95_ms
+    assert value is not None
+    return value
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def share(flags: list[bool]) -> str:
+    return f"{sum(flags)}/{len(flags)} ({100 * sum(flags) / max(len(flags), 1):.0f} %)"
+
+
+def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[float, float]) -> str:
+    out = io.StringIO()
+    out.write(
+        "mode     knob   true    noise  runs  false alarms/report  p95 power     95% CI coverage  sd log p95 ratio\n"
+    )
+    for mode in ("duet", "history"):
+        for effect in (0.0, 0.05, 0.10):
+            for noise in ("quiet", "hog"):
+                rows = outcomes.get((mode, effect, noise), [])
+                if not rows:
+                    continue
+                ratios = [r.log_ratio for r in rows if r.log_ratio is not None]
+                spread = statistics.stdev(ratios) if len(ratios) > 1 else float("nan")
+                power = share([r.hit for r in rows]) if effect else "–"
+                true = 100 * truth.get(effect, effect)
+                out.write(
+                    f"{mode:8} +{100 * effect:2.0f} %  {true:+5.1f} %  {noise:5}  {len(rows):4d}  "
+                    f"{share([r.alarm for r in rows]):>19}  {power:>12}  {share([r.covered for r in rows]):>18}  "
+                    f"{100 * spread:6.2f} %\n"
+                )
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--simulated", action="store_true", help="only the simulation")
+    parser.add_argument("--live", action="store_true", help="only the live runs")
+    parser.add_argument("--sim-runs", type=int, default=100, help="simulated runs per effect and noise")
+    parser.add_argument("--runs", type=int, default=20, help="live runs per effect (half with the CPU hog)")
+    parser.add_argument("--seconds", type=int, default=12)
+    parser.add_argument("--reference-seconds", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    both = not (args.simulated or args.live)
+    if args.simulated or both:
+        began = time.perf_counter()
+        print("simulated (shared-noise model):")
+        print(table(simulate(args.sim_runs, args.seed), {}), f"({time.perf_counter() - began:.0f} s)", flush=True)
+    if args.live or both:
+        began = time.perf_counter()
+        outcomes, truth = live(args.runs, args.seconds, args.reference_seconds, args.seed)
+        print(f"live ({args.seconds}-s runs, 10 users, two demo services on loopback):")
+        print(table(outcomes, truth), f"({time.perf_counter() - began:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
