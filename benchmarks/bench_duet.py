@@ -1,9 +1,11 @@
 """Duet benchmark: duet mode next to history mode on the same scenarios, simulated and live.
 
-Simulated (``--simulated``): a shared-noise model. Each run has a run-to-run offset (3 %) that
-moves both arms of a duet run alike but differs between runs, and per-window noise shared by both
-arms (AR(1), φ 0.5: 5 % quiet, 15 % with a CPU hog). Duet judges the head against the base arm of
-the same run; history mode judges the head arm against the base arms of 10 other runs.
+Simulated (``--simulated``): a shared-noise model. Each run has a run-level offset that moves
+both arms of a duet run alike but differs between runs (sd 3 % quiet; 10 % with a CPU hog, whose
+share of the machine changes from run to run), and per-window noise shared by both arms (AR(1),
+φ 0.5: sd 5 % quiet, 15 % with the hog); each request adds lognormal noise (σ 0.25). Duet judges
+the head against the base arm of the same run; history mode judges the head arm against the base
+arms of 10 other runs.
 
 Live (``--live``): two instances of the demo service on loopback (same code); the head's
 ``POST /api/orders`` slowed by a knob (0, +5 %, +10 %). ``--runs`` duet runs per effect, in random
@@ -102,7 +104,7 @@ ENDPOINTS = {"GET /api/products": 12.0, "GET /api/products/42": 6.0, SLOWED: 25.
 
 def simulated_run(*, effect: float, hog: bool, seed: int, windows: int = 15, per_window: int = 40) -> RunResult:
     rng = np.random.default_rng(seed)
-    run_offset = float(rng.normal(0, 0.03))
+    run_offset = float(rng.normal(0, 0.10 if hog else 0.03))
     sd = 0.15 if hog else 0.05
     shared = np.zeros(windows)
     for t in range(windows):  # AR(1) window noise, stationary sd ``sd``

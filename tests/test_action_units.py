@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ci_perf.action import _diff
+from ci_perf.action import _diff, _with_inputs
 from ci_perf.activities import decide
 from ci_perf.config import Config, EndpointBudget, LoadSettings, PerformanceBudget
 from ci_perf.errors import InputError
-from ci_perf.github.context import ActionContext
+from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.workflow import WorkflowLog, write_outputs
 from ci_perf.junit import render_junit
 from ci_perf.pipeline import analyse
@@ -167,3 +167,12 @@ def test_junit_has_a_case_per_budget_rule_and_per_regression_check() -> None:
     names = [case.get("name") for case in budget]
     assert any(name and name.startswith("GET /a<script> p95") for name in names)
     assert regressions.get("name") == "ci-perf regressions"
+
+
+def test_the_baseline_url_input_turns_on_duet_mode_and_is_checked() -> None:
+    config = Config(endpoints=["GET /"])  # type: ignore[list-item]
+    duet = _with_inputs(config, ActionInputs(baseline_url="https://staging.example.com/", fail_on=("budget",)))
+    assert duet.comparison.baseline_target == "https://staging.example.com"
+    assert duet.comparison.fail_on == ["budget"]
+    with pytest.raises(InputError, match="input baseline_url: 'staging' is not an http"):
+        _with_inputs(config, ActionInputs(baseline_url="staging"))
