@@ -259,3 +259,9 @@ def test_a_locustfile_user_with_validation_code_runs_it_once_per_task_in_duet_mo
     assert outcome.result.base is not None
     counts = [json.loads(json.dumps(s.stats()))["counts"].get("GET /api/products", 0) for s in (head, base)]
     assert counts[0] == counts[1] == outcome.result.aggregate.requests == outcome.result.base.aggregate.requests
+
+
+def test_an_undetectable_duet_comparison_says_how_many_more_requests_would_do() -> None:
+    report = compare_runs(duet_run(per_window=8, windows=12), [], settings=SETTINGS)
+    notes = [m.note for e in report.endpoints for m in e.metrics.values() if m.verdict == "inconclusive"]
+    assert any("× the requests (users × duration) would" in note for note in notes)

@@ -187,7 +187,9 @@ def compare_runs(
     reasons = current.meta.unreliable_reasons
     results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
     for test in tests:
-        results[test.endpoint][test.metric] = _decide(test, adjusted.get(id(test)), settings, unreliable=reasons)
+        results[test.endpoint][test.metric] = _decide(
+            test, adjusted.get(id(test)), settings, unreliable=reasons, sampling_limited=mode == "duet"
+        )
     return ComparisonReport(
         mode=mode,
         mode_note=MODE_NOTES[mode].format(n=len(baseline), noise=settings.run_noise_percent),
@@ -297,8 +299,15 @@ def _estimate(
 
 
 def _decide(
-    test: _Test, adjusted: tuple[float, float] | None, settings: Comparison, *, unreliable: list[str]
+    test: _Test,
+    adjusted: tuple[float, float] | None,
+    settings: Comparison,
+    *,
+    unreliable: list[str],
+    sampling_limited: bool = False,
 ) -> MetricComparison:
+    """The verdict rule of docs/STATISTICS.md. ``sampling_limited``: the test's noise is sampling noise
+    only (duet), so the note can say how many more requests would make the change detectable."""
     shown = test.base
     if test.note == "skip":
         return shown
@@ -325,6 +334,7 @@ def _decide(
         worse = up_significant and estimate.low > floor
         better = down_significant and estimate.high < -floor
         detectable = estimate.mde <= floor
+        needed = (estimate.mde / floor) ** 2 if floor > 0 else math.inf
         wanted = f"{floor:g} points"
     else:
         change = abs((shown.current or 0.0) - (shown.baseline or 0.0))
@@ -333,6 +343,7 @@ def _decide(
         worse = up_significant and large and estimate.low > bound
         better = down_significant and large and estimate.high < -bound
         detectable = estimate.mde <= bound
+        needed = (estimate.mde / bound) ** 2 if bound > 0 else math.inf
         wanted = f"{settings.min_effect_percent:g} %"
     if unreliable and (worse or better):
         update |= {"verdict": "inconclusive", "note": "the run was unreliable: " + "; ".join(unreliable)}
@@ -341,7 +352,10 @@ def _decide(
     elif better:
         update["verdict"] = "improvement"
     elif not detectable:
-        update |= {"verdict": "inconclusive", "note": f"this comparison cannot detect a {wanted} change"}
+        note = f"this comparison cannot detect a {wanted} change"
+        if sampling_limited and math.isfinite(needed):
+            note += f"; about {math.ceil(needed)}× the requests (users × duration) would"
+        update |= {"verdict": "inconclusive", "note": note}
     else:
         update["verdict"] = "unchanged"
     return shown.model_copy(update=update)
