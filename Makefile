@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet clean
+.PHONY: demo test lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -65,3 +65,6 @@ bench-listener: $(BIN)/ci-perf
 
 bench-duet: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_duet.py
+
+bench-scale: $(BIN)/ci-perf
+	cd benchmarks && ../$(BIN)/python bench_scale.py

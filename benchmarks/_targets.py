@@ -16,7 +16,7 @@ import httpx
 from ci_perf.loadtest.runner import free_port
 
 NGINX_CONF = """
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log;
@@ -49,16 +49,16 @@ def _wait(url: str) -> None:
 
 
 @contextmanager
-def fast_target() -> Iterator[tuple[str, str]]:
-    """(url, name): nginx returning 200 'ok' on one worker, or the demo service with no latency."""
+def fast_target(workers: int = 1) -> Iterator[tuple[str, str]]:
+    """(url, name): nginx returning 200 'ok' on ``workers`` workers, or the demo service with no latency."""
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         if nginx:
             conf = Path(folder) / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(dir=folder, port=port))
+            conf.write_text(NGINX_CONF.format(dir=folder, port=port, workers=workers))
             command = [nginx, "-c", str(conf), "-p", folder]
-            name = "nginx (1 worker)"
+            name = f"nginx ({workers} worker{'s' if workers > 1 else ''})"
         else:
             knobs = '{"GET /health": {"latency_ms": 0}}'
             command = [sys.executable, "-m", "ci_perf.demo.service", "--port", str(port), "--knobs", knobs]

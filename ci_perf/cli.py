@@ -15,10 +15,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ci_perf import __version__
 from ci_perf.config import DEFAULT_CONFIG_NAME, config_schema, load_config, with_comparison
 from ci_perf.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_PASS, CiPerfError, InputError
+
+if TYPE_CHECKING:
+    from ci_perf.pipeline import ProgressLine
 
 EXIT_INTERRUPTED = 130
 
@@ -44,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.epilog = "Arguments after -- go to Locust unchanged, e.g. -- --tags checkout"
 
+    worker = commands.add_parser(
+        "worker", help="join a run's Locust master as an external worker (load.workers), e.g. on Kubernetes"
+    )
+    worker.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG_NAME), help="the run's config")
+    worker.add_argument("--master", required=True, help="HOST:PORT of the master (load.master_port, default 5557)")
+
     compare = commands.add_parser("compare", help="compare a result with a baseline offline (no load)")
     compare.add_argument("--baseline", type=Path, required=True, help="a store directory or one result.json")
     compare.add_argument("--current", type=Path, required=True, help="the result.json to judge")
@@ -62,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the whole pipeline against the bundled demo service")
     demo.add_argument("--out", type=Path, default=Path("ci-perf-demo"), help="output folder (default: %(default)s)")
+    demo.add_argument(
+        "--profile",
+        choices=["smoke", "load", "stress", "spike", "soak", "breakpoint", "stages", "arrival-rate"],
+        help="one run of this load profile against the demo service (its config: ci_perf/demo/profiles/)",
+    )
 
     commands.add_parser("demo-service", help="run the bundled demo service (see --help)", add_help=False)
     return parser
@@ -106,16 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
-    if args.command == "schema":
-        print(json.dumps(config_schema(), indent=2))
-        return 0
-    if args.command == "validate":
-        config = load_config(args.file)
-        source = config.locustfile or f"{len(config.endpoints or [])} endpoints"
-        print(f"{args.file}: valid ({source}, {config.load.users} users for {config.load.duration:g} s)")
-        return 0
-    if args.command == "compare":
-        return _compare(args)
+    simple = {"schema": _schema, "validate": _validate, "compare": _compare, "worker": _worker}
+    if args.command in simple:
+        return simple[args.command](args)
     from ci_perf.pipeline import ProgressLine
 
     progress = ProgressLine(sys.stderr, interactive=sys.stderr.isatty())
@@ -126,7 +134,30 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
     if args.command == "demo":
         from ci_perf.demo.run import run_demo
 
-        return run_demo(out_dir=args.out, environ=dict(os.environ), stream=sys.stdout, progress=progress)
+        return run_demo(
+            out_dir=args.out, environ=dict(os.environ), stream=sys.stdout, progress=progress, profile=args.profile
+        )
+    return _run(args, extra, progress)
+
+
+def _schema(_: argparse.Namespace) -> int:
+    print(json.dumps(config_schema(), indent=2))
+    return EXIT_PASS
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    source = config.locustfile or f"{len(config.endpoints or [])} endpoints"
+    load = config.load
+    if load.stages:
+        amount = f"{len(load.stages)} stages"
+    else:
+        amount = f"{load.arrival_rate:g} requests/s" if load.arrival_rate else f"{load.users} users"
+    print(f"{args.file}: valid ({source}, profile {load.profile}, {amount} for {load.duration:g} s)")
+    return EXIT_PASS
+
+
+def _run(args: argparse.Namespace, extra: list[str], progress: ProgressLine) -> int:
     from ci_perf.pipeline import run_pipeline
 
     config = load_config(args.config)
@@ -149,6 +180,20 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
     if outcome.recorded_at:
         print(f"ci-perf: recorded as a baseline run: {outcome.recorded_at}")
     return outcome.exit_code
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Become a Locust worker with the run's files and settings (the master's window grid included)."""
+    from ci_perf.loadtest.runner import child_environment, worker_command
+
+    config = load_config(args.config)
+    host, _, port = args.master.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--master: {args.master!r} is not HOST:PORT, e.g. ci-perf-master:5557")
+    command = worker_command(config, master=host, port=int(port))
+    env = child_environment(config, collect_out=Path(os.devnull), progress=False, base=os.environ)
+    print(f"ci-perf: joining the Locust master at {host}:{port}", file=sys.stderr, flush=True)
+    os.execve(command[0], command, env)  # noqa: S606 - becomes Locust, so signals reach it directly
 
 
 def _compare(args: argparse.Namespace) -> int:

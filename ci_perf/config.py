@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from functools import partial
 from pathlib import Path
@@ -29,6 +30,7 @@ from pydantic import (
 )
 
 from ci_perf.errors import ConfigError
+from ci_perf.loadtest import shapes
 
 DEFAULT_CONFIG_NAME = "ci-perf.yml"
 
@@ -120,24 +122,120 @@ def _endpoint_from_line(value: object) -> object:
     return endpoint
 
 
-class LoadSettings(_Model):
-    """How much load, for how long. Profiles other than ``load`` come with the load-profile work."""
+PositiveNumber = Annotated[float, Field(gt=0)]
+RATE_HINT = "write requests per second like 200/s (or 1200/m)"
 
-    profile: Literal["load"] = "load"
+
+def parse_rate(value: object) -> float:
+    """Requests per second from ``200/s``, ``1200/m``, ``7200/h`` or a bare number (per second)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected an arrival rate, got {value!r}; {RATE_HINT}")  # noqa: TRY004 - pydantic wants ValueError
+    if isinstance(value, int | float):
+        rate = float(value)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|m|h))?\s*", value.lower())
+        if not match:
+            raise ValueError(f"{value!r} is not an arrival rate; {RATE_HINT}")
+        rate = float(match[1]) / _UNIT_SECONDS[match[2] or "s"]
+    if rate <= 0:
+        raise ValueError(f"an arrival rate must be positive; {RATE_HINT}")
+    return rate
+
+
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Profile = Literal["smoke", "load", "stress", "spike", "soak", "breakpoint"]
+# the settings that belong to one profile only, and the defaults a profile brings when unset
+_PROFILE_SETTINGS = {
+    "stress_factors": "stress",
+    "spike_users": "spike",
+    "step_users": "breakpoint",
+    "step_duration": "breakpoint",
+    "max_users": "breakpoint",
+    "break_on": "breakpoint",
+}
+_PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
+    "smoke": {"users": 2, "duration": 30.0, "warmup": 5.0},
+    "soak": {"duration": 600.0},
+    "breakpoint": {"warmup": 0.0},
+}
+
+
+class StageSetting(_Model):
+    """One of ``stages:``, k6 style: over ``duration`` move linearly to ``users`` (or ``arrival_rate``)."""
+
+    duration: Duration
+    users: int | None = Field(default=None, ge=0)
+    arrival_rate: Rate | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> StageSetting:
+        if (self.users is None) == (self.arrival_rate is None):
+            raise ValueError("a stage sets either users or arrival_rate, e.g. {duration: 30s, users: 20}")
+        return self
+
+
+class BreakOn(_Model):
+    """Where the breakpoint profile stops: the first step past either limit is the breaking point."""
+
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    p95_latency_ms: PositiveNumber | None = None
+
+
+class LoadSettings(_Model):
+    """How much load, for how long, in what shape (``profile``, ``stages``, ``arrival_rate``).
+
+    Shaped profiles and stages are in ``loadtest/shapes.py``; ``arrival_rate`` switches to the open
+    model (requests start on schedule whatever the response time).
+    """
+
+    profile: Profile = "load"
     users: int = Field(default=20, ge=1)
     spawn_rate: float = Field(default=10.0, gt=0)
     duration: Duration = 60.0
     warmup: Duration = 10.0
     window: Duration | Literal["auto"] = "auto"
-    processes: int = Field(default=1, ge=1, le=256)
+    processes: int | Literal["auto"] = Field(default=1, description="Locust processes on this machine, or auto")
+    workers: int = Field(default=0, ge=0, le=1000, description="external Locust workers to wait for")
+    master_host: str = Field(default="127.0.0.1", description="where the master listens for external workers")
+    master_port: int = Field(default=5557, ge=1, le=65535, description="its port (external workers only)")
+    worker_timeout: Duration = 120.0
     stop_timeout: Duration = 10.0
     think_time: Duration = 0.0
+    arrival_rate: Rate | None = None
+    stages: list[StageSetting] | None = None
+    stress_factors: list[PositiveNumber] = [1.0, 1.5, 2.0, 3.0]
+    spike_users: int | None = Field(default=None, ge=1)
+    step_users: int | None = Field(default=None, ge=1)
+    step_duration: Duration = 10.0
+    max_users: int | None = Field(default=None, ge=1)
+    break_on: BreakOn | None = None
 
-    @field_validator("duration")
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: object) -> object:
+        """A profile's own defaults for what the file leaves unset; stages set the duration."""
+        if not isinstance(data, dict):
+            return data
+        profile = data.get("profile", "load")
+        filled = {**_PROFILE_DEFAULTS.get(str(profile), {}), **data}
+        stages = data.get("stages")
+        try:
+            if isinstance(stages, list) and "duration" not in data:
+                filled["duration"] = sum(parse_duration(s.get("duration", 0)) for s in stages if isinstance(s, dict))
+            elif profile == "breakpoint" and "duration" not in data:  # every step up to max_users
+                users = int(data.get("users", 20))
+                step = int(data.get("step_users") or users)
+                steps = math.floor((int(data.get("max_users") or 20 * users) - users) / step) + 1
+                filled["duration"] = max(1, steps) * parse_duration(data.get("step_duration", 10.0))
+        except (ValueError, TypeError):
+            pass  # the fields' own validation says what is wrong
+        return filled
+
+    @field_validator("duration", "step_duration", "worker_timeout")
     @classmethod
     def _duration_positive(cls, value: float) -> float:
         if value <= 0:
-            raise ValueError(f"duration must be positive; {DURATION_HINT}")
+            raise ValueError(f"must be positive; {DURATION_HINT}")
         return value
 
     @field_validator("warmup", "stop_timeout", "think_time")
@@ -145,6 +243,13 @@ class LoadSettings(_Model):
     def _not_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError("must be zero or positive, e.g. 10s")
+        return value
+
+    @field_validator("processes")
+    @classmethod
+    def _processes(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError("must be between 1 and 256, or auto (one per CPU core)")
         return value
 
     @field_validator("window")
@@ -155,13 +260,61 @@ class LoadSettings(_Model):
         return value
 
     @model_validator(mode="after")
-    def _warmup_shorter_than_duration(self) -> LoadSettings:
+    def _consistent(self) -> LoadSettings:
+        for name, profile in _PROFILE_SETTINGS.items():
+            if name in self.model_fields_set and self.profile != profile:
+                raise ValueError(f"{name} is a setting of profile: {profile}; remove it or set profile: {profile}")
+        if self.stages and self.profile != "load":
+            raise ValueError(f"stages replace the profile's own shape; remove profile: {self.profile}")
+        if self.stages and "duration" in self.model_fields_set:
+            total = sum(s.duration for s in self.stages)
+            if abs(total - self.duration) > 1e-9:
+                raise ValueError(
+                    f"duration ({format_duration(self.duration)}) differs from the stages' total "
+                    f"({format_duration(total)}); remove duration, the stages set it"
+                )
+        kinds = {s.arrival_rate is not None for s in self.stages or []}
+        if len(kinds) > 1:
+            raise ValueError("stages set either users or arrival_rate, not a mix")
+        if self.arrival_rate is not None and (self.stages or self.profile not in {"load", "soak", "smoke"}):
+            raise ValueError(
+                "arrival_rate is a constant rate for the load, soak and smoke profiles; for a changing rate "
+                "use stages with arrival_rate"
+            )
+        if self.workers and self.processes != 1:
+            raise ValueError("use either workers (external Locust workers) or processes (on this machine)")
         if self.warmup >= self.duration:
             raise ValueError(
                 f"warmup ({format_duration(self.warmup)}) must be shorter than duration "
                 f"({format_duration(self.duration)}); shorten warmup or lengthen duration"
             )
         return self
+
+    @property
+    def open_model(self) -> bool:
+        return self.arrival_rate is not None or any(s.arrival_rate is not None for s in self.stages or [])
+
+    def process_count(self, cpu_count: int) -> int:
+        return cpu_count if self.processes == "auto" else int(self.processes)
+
+    def stage_plan(self) -> list[shapes.Stage] | None:
+        """The stages Locust's shape or the open model follows; ``None`` for Locust's own spawning."""
+        if self.stages:
+            return [
+                shapes.Stage(s.duration, float(s.users if s.users is not None else s.arrival_rate or 0.0))
+                for s in self.stages
+            ]
+        if self.arrival_rate is not None:
+            return [shapes.Stage(self.duration, self.arrival_rate, jump=True)]
+        if self.profile == "stress":
+            return shapes.stress_stages(self.users, self.duration, self.stress_factors)
+        if self.profile == "spike":
+            return shapes.spike_stages(self.users, self.spike_users or 5 * self.users, self.duration)
+        if self.profile == "breakpoint":
+            return shapes.breakpoint_stages(
+                self.users, self.step_users or self.users, self.step_duration, self.max_users or 20 * self.users
+            )[: max(1, math.ceil(self.duration / self.step_duration))]
+        return None
 
     def window_seconds(self) -> float:
         """Window length: ≥ 30 windows after warm-up, never under 1 s, a round number."""
@@ -175,9 +328,6 @@ class Readiness(_Model):
     path: Annotated[str, AfterValidator(partial(_absolute_path, example="/health"))] = "/"
     timeout: Duration = 60.0
     interval: Duration = 0.5
-
-
-PositiveNumber = Annotated[float, Field(gt=0)]
 
 
 class EndpointBudget(_Model):
@@ -248,7 +398,25 @@ class Config(_Model):
             raise ValueError("set either locustfile or endpoints, not both")
         if not self.locustfile and not self.endpoints:
             raise ValueError("set locustfile: (a Locust file) or endpoints: (a list like 'GET /api/products')")
+        if self.load.open_model and self.locustfile:
+            raise ValueError(
+                "load.arrival_rate needs endpoints: (ci-perf then starts each request on schedule); with a "
+                "locustfile, pace users with Locust's constant_throughput instead"
+            )
+        if self.load.profile == "breakpoint" and not self.break_limits():
+            raise ValueError(
+                "the breakpoint profile needs a limit: set load.break_on (p95_latency_ms, error_rate_percent) "
+                "or performance_budget.api_endpoints p95_latency_ms / error_rate_percent"
+            )
         return self
+
+    def break_limits(self) -> dict[str, float]:
+        """Where a breakpoint run breaks: ``load.break_on``, else the budget's p95 and error rate."""
+        source = self.load.break_on or BreakOn(
+            p95_latency_ms=self.performance_budget.api_endpoints.p95_latency_ms,
+            error_rate_percent=self.performance_budget.api_endpoints.error_rate_percent,
+        )
+        return {k: float(v) for k, v in source.model_dump().items() if v is not None}
 
 
 def with_comparison(config: Config, **changes: object) -> Config:

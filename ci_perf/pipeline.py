@@ -104,6 +104,14 @@ def run_pipeline(
     wait_until_ready(url, config.readiness)
     if baseline_target:
         wait_until_ready(baseline_target, config.readiness)
+    if config.load.workers and echo is not None:
+        load = config.load
+        echo.write(
+            f"ci-perf: waiting up to {load.worker_timeout:g} s for {load.workers} Locust worker(s) on "
+            f"{load.master_host}:{load.master_port}; start each with `ci-perf worker --config <this config> "
+            f"--master <this host>:{load.master_port}`\n"
+        )
+        echo.flush()
     try:
         load_run = run_locust(
             config, target=url, out_dir=out_dir, extra_args=extra_args, on_progress=progress, environ=environ
@@ -125,6 +133,7 @@ def run_pipeline(
         git_branch=branch or detected_branch,
         baseline_target=baseline_target,
         warnings=shared_host_warning(url, baseline_target) if baseline_target else (),
+        break_on=config.break_limits() if config.load.profile == "breakpoint" else None,
     )
     save_result(result, out_dir / "result.json")
     load_run.collected_path.unlink(missing_ok=True)  # result.json holds all of it now
@@ -224,6 +233,8 @@ def analyse(config: Config, result: RunResult, *, history: History, gate_changes
         settings=config.comparison,
         baseline_anchor=history.anchor_sha,
         gate_changes=gate_changes,
+        capacity=result.capacity,
+        open_model=result.open_model,
     )
 
 

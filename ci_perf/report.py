@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from ci_perf.analysis.budget import BudgetReport
 from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison, MetricComparison
 from ci_perf.config import Comparison
-from ci_perf.results import AGGREGATE, MEASURES, ErrorCount, RunMeta, Stats
+from ci_perf.results import AGGREGATE, MEASURES, Capacity, ErrorCount, OpenModelResult, RunMeta, Stats
 
 MARKER = "<!-- ci-perf -->"
 # the last line of every comment: what `comment: on-change` compares with the next run's
@@ -60,6 +60,8 @@ class Report(_Frozen):
     comparison: ComparisonReport | None
     notes: list[str]
     baseline_anchor: str | None = None  # the merge-base commit whose run ends the history
+    capacity: Capacity | None = None  # breakpoint runs
+    open_model: OpenModelResult | None = None  # arrival-rate runs
     gate_changes: list[str] = []  # budget/comparison settings a pull request changes (shown, not applied)
 
     @property
@@ -99,6 +101,8 @@ def build_report(
     settings: Comparison,
     baseline_anchor: str | None = None,
     gate_changes: Sequence[str] = (),
+    capacity: Capacity | None = None,
+    open_model: OpenModelResult | None = None,
 ) -> Report:
     """Decide pass/fail from the budget and the regressions (per ``fail_on``) and word the headline."""
     failing = {c.endpoint for c in budget.violations}
@@ -126,7 +130,8 @@ def build_report(
     status: Literal["pass", "fail"] = "fail" if reasons else "pass"
     return Report(
         status=status,
-        headline=_headline(status, reasons, budget=budget, aggregate=aggregate_row, comparison=comparison),
+        headline=_shape_prefix(capacity, open_model)
+        + _headline(status, reasons, budget=budget, aggregate=aggregate_row, comparison=comparison),
         gate_reasons=reasons,
         comparison_settings=settings,
         meta=meta,
@@ -137,6 +142,8 @@ def build_report(
         notes=notes,
         baseline_anchor=baseline_anchor,
         gate_changes=list(gate_changes),
+        capacity=capacity,
+        open_model=open_model,
     )
 
 
@@ -149,6 +156,16 @@ def describe_change(endpoint: str, metric: MetricComparison) -> str:
     label = MEASURES[METRICS[metric.metric]][0]
     fmt = format_points if metric.scale == "points" else format_delta
     return f"{endpoint} {label} {fmt(metric.effect)} [{fmt(metric.ci_low)}, {fmt(metric.ci_high)}]"
+
+
+def _shape_prefix(capacity: Capacity | None, open_model: OpenModelResult | None) -> str:
+    """Breakpoint and arrival-rate runs lead with what they are for."""
+    if capacity is not None:
+        found = f"{capacity.users} users, {format_rps(capacity.rps)}" if capacity.users else "below the first step"
+        return f"capacity {found}; "
+    if open_model is not None:
+        return f"{format_rps(open_model.achieved_rps)} of {format_rps(open_model.target_rps)} asked; "
+    return ""
 
 
 def _headline(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ci_perf.errors import InputError
 from ci_perf.sketches import Sketch
 
-SCHEMA_VERSION = 2  # 2: duet mode (``base``, ``meta.baseline_target``); version 1 files read as they are
+SCHEMA_VERSION = 2  # 2: duet (``base``), capacity, open model; version 1 files read as they are
 READABLE_VERSIONS = (1, 2)
 AGGREGATE = "(all endpoints)"  # the name of the all-endpoints row in every table
 
@@ -35,6 +35,7 @@ MEASURES: dict[str, tuple[str, str, bool]] = {
     "mean_ms": ("mean", "ms", True),
     "error_rate_percent": ("error rate", "%", True),
     "rps": ("throughput", "rps", False),
+    "capacity_rps": ("capacity", "rps", False),  # breakpoint runs: RunResult.capacity, not a Stats field
 }
 
 
@@ -70,6 +71,22 @@ class CollectedEndpointWindow(EndpointWindow):
     last_end: float
 
 
+class StepMark(_Frozen):
+    """shape.py: a stage began (epoch seconds) with this target (users)."""
+
+    start: float
+    target: float | None
+    index: int
+
+
+class BreakMark(_Frozen):
+    """shape.py: the breakpoint run stopped after stage ``index`` for ``reason`` (Locust's own numbers)."""
+
+    index: int
+    reason: str
+    at: float
+
+
 class CollectedRun(_Frozen):
     """The collector's output file, read back by the runner."""
 
@@ -79,6 +96,10 @@ class CollectedRun(_Frozen):
     cpu: list[CpuSample] = []
     cpu_warnings: list[str] = []
     peak_users: int = 0
+    started_at: float | None = None
+    steps: list[StepMark] = []
+    broke: BreakMark | None = None
+    open_model: dict[str, float] | None = None  # open_model.py's counters, summed over processes
 
 
 class Stats(_Frozen):
@@ -141,6 +162,38 @@ def is_measured(window_start: float, measured_from: float) -> bool:
     return window_start >= measured_from - 1e-9
 
 
+class StepResult(_Frozen):
+    """One step of a breakpoint run, judged on its settled second half."""
+
+    users: int
+    start: float
+    rps: float
+    p95_ms: float | None
+    error_rate_percent: float
+    within_limits: bool
+
+
+class Capacity(_Frozen):
+    """Breakpoint: the most load the service took within the limits (``users`` and ``rps``)."""
+
+    users: int | None
+    rps: float | None
+    broke_at_users: int | None
+    reason: str
+    limits: dict[str, float]
+    steps: list[StepResult]
+
+
+class OpenModelResult(_Frozen):
+    """Arrival-rate runs: what was asked, what was achieved, what started late or not at all."""
+
+    target_rps: float
+    achieved_rps: float
+    scheduled: int
+    late: int
+    dropped: int
+
+
 class ArmResult(_Frozen):
     """Duet mode: the base deployment's side of the run, measured at the same time as the head."""
 
@@ -155,6 +208,8 @@ class RunResult(_Frozen):
     aggregate: Stats
     endpoints: list[EndpointResult]
     base: ArmResult | None = None
+    capacity: Capacity | None = None
+    open_model: OpenModelResult | None = None
 
 
 def save_result(result: RunResult, path: Path) -> None:

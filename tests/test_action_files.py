@@ -68,3 +68,11 @@ def test_each_readme_workflow_is_complete_and_uses_only_real_inputs(workflow: di
         ours = [s for s in steps if str(s.get("uses", "")).startswith("ci-perf/ci-perf@")]
         assert len(ours) == 1
         assert set(ours[0].get("with", {})) <= set(ACTION["inputs"])
+
+
+def test_every_yaml_example_in_the_readme_parses() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
+    assert len(blocks) >= 7
+    for block in blocks:
+        assert yaml.safe_load(block) is not None

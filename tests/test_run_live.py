@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from ci_perf.loadtest.runner import free_port
+from ci_perf.results import SCHEMA_VERSION
 from tests.conftest import DemoService, write
 
 ZERO_CODE = """\
@@ -86,7 +87,7 @@ def test_counts_equal_the_services_own_counter_with_one_process(tmp_path: Path, 
     assert served > 0
     assert requests_in(tmp_path / "out" / "result.json") == served
     result = json.loads((tmp_path / "out" / "result.json").read_text())
-    assert result["schema_version"] == 1
+    assert result["schema_version"] == SCHEMA_VERSION
     assert [e["name"] for e in result["endpoints"]] == ["GET /api/products/[id]"]
     assert result["meta"]["duration_s"] > 2.0
     report = (tmp_path / "out" / "report.md").read_text()

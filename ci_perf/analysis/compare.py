@@ -32,7 +32,9 @@ METRICS: dict[str, str] = {
     "mean": "mean_ms",
     "error_rate": "error_rate_percent",
     "rps": "rps",
+    "capacity": "capacity_rps",  # the aggregate of a breakpoint run only; a drop is the regression
 }
+_STATS_METRICS = {metric: field for metric, field in METRICS.items() if field in Stats.model_fields}
 # the statistic each latency metric is over windows
 _STATISTIC: dict[str, float | str] = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "mean": "mean"}
 
@@ -122,6 +124,7 @@ class _Test:
     base: MetricComparison
     estimate: stats.Estimate | None
     note: str = ""
+    higher_is_better: bool = False
 
 
 def compare_runs(
@@ -159,7 +162,7 @@ def compare_runs(
             windows = _paired(
                 _windows(current.endpoints, measured_from, name), _windows(duet.endpoints, measured_from, name)
             )
-        for metric, field in METRICS.items():
+        for metric, field in _STATS_METRICS.items():
             values = [v for v in (getattr(s, field) for s in before) if v is not None]
             base_value = statistics.median(values) if values else None
             now_value = getattr(now, field) if now is not None else None
@@ -179,11 +182,17 @@ def compare_runs(
                 continue
             estimate = _estimate(metric, mode, now, before, windows, settings=settings, rng=rng)
             tests.append(_Test(name, metric, shown, estimate))
+    capacity = _capacity_test(current, baseline, settings=settings) if mode == "history" else None
+    if capacity is not None:
+        tests.append(capacity)
     judged = [(t, t.estimate) for t in tests if t.estimate is not None]
     # regressions and improvements are two families, each adjusted over every test of the report
-    ups = stats.benjamini_hochberg([e.p_up for _, e in judged])
-    downs = stats.benjamini_hochberg([e.p_down for _, e in judged])
-    adjusted = {id(t): (up, down) for (t, _), up, down in zip(judged, ups, downs, strict=True)}
+    worse = stats.benjamini_hochberg([e.p_down if t.higher_is_better else e.p_up for t, e in judged])
+    better = stats.benjamini_hochberg([e.p_up if t.higher_is_better else e.p_down for t, e in judged])
+    # (increase, decrease) for each test, whichever family each direction belongs to
+    adjusted = {
+        id(t): ((b, w) if t.higher_is_better else (w, b)) for (t, _), w, b in zip(judged, worse, better, strict=True)
+    }
     reasons = current.meta.unreliable_reasons
     results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
     for test in tests:
@@ -329,7 +338,14 @@ def _decide(
         "mde": scale(estimate.mde),
     }
     up_significant, down_significant = up < settings.q, down < settings.q
-    if points:
+    if test.higher_is_better:  # a drop is the regression (capacity)
+        bound = math.log1p(settings.min_effect_percent / 100)
+        worse = down_significant and estimate.high < -bound
+        better = up_significant and estimate.low > bound
+        detectable = estimate.mde <= bound
+        needed = (estimate.mde / bound) ** 2 if bound > 0 else math.inf
+        wanted = f"{settings.min_effect_percent:g} %"
+    elif points:
         floor = settings.min_error_rate_points
         worse = up_significant and estimate.low > floor
         better = down_significant and estimate.high < -floor
@@ -359,6 +375,25 @@ def _decide(
     else:
         update["verdict"] = "unchanged"
     return shown.model_copy(update=update)
+
+
+def _capacity_test(current: RunResult, baseline: Sequence[RunResult], *, settings: Comparison) -> _Test | None:
+    """Breakpoint runs: this run's capacity against the history's, like any run-level metric."""
+    if current.capacity is None or current.capacity.rps is None:
+        return None
+    values = [run.capacity.rps for run in baseline if run.capacity is not None and run.capacity.rps]
+    base_value = statistics.median(values) if values else None
+    shown = MetricComparison(
+        metric="capacity",
+        baseline=base_value,
+        current=current.capacity.rps,
+        delta_percent=delta_percent(base_value, current.capacity.rps),
+        baseline_runs=len(values),
+    )
+    if not values:
+        return _Test(AGGREGATE, "capacity", shown, None, "no-baseline", higher_is_better=True)
+    estimate = stats.history_test(values, current.capacity.rps, alpha=settings.q, power=settings.power)
+    return _Test(AGGREGATE, "capacity", shown, estimate, higher_is_better=True)
 
 
 def _label(run: RunResult) -> str:

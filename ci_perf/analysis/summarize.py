@@ -19,6 +19,7 @@ from ci_perf import sketches
 from ci_perf.config import LoadSettings
 from ci_perf.results import (
     ArmResult,
+    Capacity,
     CollectedEndpointWindow,
     CollectedRun,
     CpuSample,
@@ -26,15 +27,21 @@ from ci_perf.results import (
     EndpointWindow,
     ErrorCount,
     GeneratorHealth,
+    OpenModelResult,
     RunMeta,
     RunResult,
     Stats,
+    StepResult,
     is_measured,
 )
 from ci_perf.sketches import Sketch
 
 SATURATED_CPU_PERCENT = 90.0
 DUET_RPS_TOLERANCE = 0.05
+RATE_TOLERANCE = 0.05
+SHAPE_SETTINGS = {
+    "arrival_rate", "stages", "stress_factors", "spike_users", "step_users", "step_duration", "max_users", "break_on"
+}  # fmt: skip  # an open-model run that misses its arrival rate by more is unreliable
 TOP_ERRORS = 5
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
 
@@ -82,6 +89,8 @@ def scenario_keys(load: LoadSettings, endpoint_names: Iterable[str], *, duet: bo
     shape: dict[str, object] = load.model_dump(
         include={"profile", "users", "spawn_rate", "duration", "warmup", "think_time"}
     )
+    # the shape's own settings count only where set, so that older runs keep their keys
+    shape |= load.model_dump(include=SHAPE_SETTINGS & load.model_fields_set, mode="json")
     if duet:
         shape["duet"] = True
     load_key = _digest(shape)
@@ -133,6 +142,7 @@ def summarize_run(
     git_branch: str | None = None,
     baseline_target: str | None = None,
     warnings: Sequence[str] = (),
+    break_on: dict[str, float] | None = None,
 ) -> RunResult:
     """Build the public result: per-endpoint and aggregate totals after warm-up, plus all windows.
 
@@ -164,6 +174,19 @@ def summarize_run(
             endpoints=base_endpoints,
         )
         reasons += _duet_problems(compute_stats(measured_all, seconds=measured_s), base.aggregate)
+    open_model = _open_model(collected, ended_at=last)
+    if open_model is not None and abs(open_model.achieved_rps - open_model.target_rps) > (
+        RATE_TOLERANCE * open_model.target_rps
+    ):
+        reasons.append(
+            f"open model: achieved {open_model.achieved_rps:.1f} rps of the {open_model.target_rps:.1f} rps asked "
+            f"({open_model.dropped} starts dropped); raise load.users (the pool) or load.processes"
+        )
+    capacity = (
+        _capacity(collected, head, limits=break_on, window_s=window_s, ended_at=last)
+        if load.profile == "breakpoint" and break_on
+        else None
+    )
     scenario_key, load_key = scenario_keys(load, {e.name for e in endpoints}, duet=base is not None)
     health, saturation = generator_health(
         collected.cpu, warnings=[*collected.cpu_warnings, *warnings], since=measured_from
@@ -197,6 +220,8 @@ def summarize_run(
         aggregate=compute_stats(measured_all, seconds=measured_s),
         endpoints=endpoints,
         base=base,
+        capacity=capacity,
+        open_model=open_model,
     )
 
 
@@ -240,3 +265,90 @@ def _duet_problems(head: Stats, base: Stats) -> list[str]:
         )
         return [problem]
     return []
+
+
+def _open_model(collected: CollectedRun, *, ended_at: float) -> OpenModelResult | None:
+    counts = collected.open_model
+    if counts is None or collected.started_at is None:
+        return None
+    seconds = max(ended_at - collected.started_at, 1e-9)
+    scheduled = int(counts.get("scheduled", 0))
+    dropped = int(counts.get("dropped", 0) + counts.get("unstarted", 0))
+    return OpenModelResult(
+        target_rps=counts.get("owed", 0.0) / seconds,
+        achieved_rps=(scheduled - int(counts.get("dropped", 0))) / seconds,
+        scheduled=scheduled + int(counts.get("unstarted", 0)),
+        late=int(counts.get("late", 0)),
+        dropped=dropped,
+    )
+
+
+def _capacity(
+    collected: CollectedRun,
+    windows: Sequence[CollectedEndpointWindow],
+    *,
+    limits: dict[str, float],
+    window_s: float,
+    ended_at: float,
+) -> Capacity:
+    """Each step judged on its settled second half; the capacity is the last step within the limits."""
+    marks = sorted(collected.steps, key=lambda m: m.start)
+    steps = []
+    for number, mark in enumerate(marks):
+        end = marks[number + 1].start if number + 1 < len(marks) else ended_at
+        settled = mark.start + (end - mark.start) / 2
+        # windows that end within the step and whose middle is in its settled half (steps begin on
+        # Locust's 1-s shape ticks, so a step of 2 s may have none: it is then left out)
+        inside = [w for w in windows if settled <= w.start + window_s / 2 and w.start + window_s <= end + 1e-9]
+        if not inside:
+            continue
+        stats = compute_stats(inside, seconds=len({w.start for w in inside}) * window_s)
+        p95_limit, error_limit = limits.get("p95_latency_ms"), limits.get("error_rate_percent")
+        within = not (
+            (p95_limit is not None and (stats.p95_ms or 0.0) > p95_limit)
+            or (error_limit is not None and stats.error_rate_percent > error_limit)
+        )
+        if collected.broke is not None and mark.index >= collected.broke.index:
+            within = False  # Locust's numbers crossed the limit here; the run stopped on them
+        steps.append(
+            StepResult(
+                users=round(mark.target or 0),
+                start=mark.start,
+                rps=stats.rps,
+                p95_ms=stats.p95_ms,
+                error_rate_percent=stats.error_rate_percent,
+                within_limits=within,
+            )
+        )
+    first_bad = next((i for i, step in enumerate(steps) if not step.within_limits), None)
+    if first_bad is None:
+        top = steps[-1] if steps else None
+        reason = "held every step; raise load.max_users to find the breaking point"
+        return Capacity(
+            users=top.users if top else None,
+            rps=top.rps if top else None,
+            broke_at_users=None,
+            reason=reason,
+            limits=limits,
+            steps=steps,
+        )
+    broken = steps[first_bad]
+    why = collected.broke.reason if collected.broke is not None else _crossed(broken, limits)
+    good = steps[first_bad - 1] if first_bad > 0 else None
+    return Capacity(
+        users=good.users if good else None,
+        rps=good.rps if good else None,
+        broke_at_users=broken.users,
+        reason=f"broke at {broken.users} users: {why}" + ("" if good else " (already at the first step)"),
+        limits=limits,
+        steps=steps,
+    )
+
+
+def _crossed(step: StepResult, limits: dict[str, float]) -> str:
+    parts = []
+    if (limit := limits.get("p95_latency_ms")) is not None and (step.p95_ms or 0.0) > limit:
+        parts.append(f"p95 {step.p95_ms:.0f} ms > {limit:g} ms")
+    if (limit := limits.get("error_rate_percent")) is not None and step.error_rate_percent > limit:
+        parts.append(f"error rate {step.error_rate_percent:.2f} % > {limit:g} %")
+    return "; ".join(parts)

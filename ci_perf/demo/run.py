@@ -26,6 +26,8 @@ from ci_perf.errors import EnvironmentFailure
 from ci_perf.pipeline import ProgressLine, run_pipeline
 
 DEMO_CONFIG = Path(__file__).with_name("ci-perf.yml")
+PROFILES = Path(__file__).with_name("profiles")
+BREAKPOINT_CAPACITY = 7  # requests in flight the demo service takes in the breakpoint demo
 BASELINE_RUNS = 5
 SLOWED_ROUTE = "POST /api/orders"
 SLOWDOWN = 1.30
@@ -61,12 +63,43 @@ def set_knobs(base_url: str, changes: Mapping[str, object]) -> dict[str, object]
     return state
 
 
-def demo_config(target: str, store: Path) -> Config:
-    config = parse_config(DEMO_CONFIG.read_text(encoding="utf-8"), source=DEMO_CONFIG)
+def set_control(base_url: str, changes: Mapping[str, object]) -> None:
+    httpx.post(f"{base_url}/__control", json=changes, timeout=5).raise_for_status()
+
+
+def demo_config(target: str, store: Path, source: Path = DEMO_CONFIG) -> Config:
+    config = parse_config(source.read_text(encoding="utf-8"), source=source)
     return config.model_copy(update={"target": target, "store": config.store.model_copy(update={"path": str(store)})})
 
 
-def run_demo(*, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressLine | None) -> int:
+def run_profile_demo(
+    profile: str, *, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressLine | None
+) -> int:
+    """One run of ``profiles/<profile>.yml`` against a fresh demo service."""
+    source = PROFILES / f"{profile}.yml"
+    with demo_service() as url:
+        if profile == "breakpoint":
+            set_control(url, {"max_inflight": BREAKPOINT_CAPACITY})
+        config = demo_config(url, out_dir / "store", source)
+        stream.write(f"ci-perf demo: profile {profile} ({source}) against {url}\n\n")
+        outcome = run_pipeline(
+            config, out_dir=out_dir, branch="demo", environ=environ, cwd=Path.cwd(), progress=progress, echo=stream
+        )
+    stream.write(f"\nci-perf demo: wrote {out_dir / 'report.md'}\n")
+    return outcome.exit_code
+
+
+def run_demo(
+    *,
+    out_dir: Path,
+    environ: Mapping[str, str],
+    stream: TextIO,
+    progress: ProgressLine | None,
+    profile: str | None = None,
+) -> int:
+    if profile:
+        run_profile_demo(profile, out_dir=out_dir / profile, environ=environ, stream=stream, progress=progress)
+        return 0
     store = out_dir / "store"
     shutil.rmtree(store, ignore_errors=True)
     with demo_service() as url:

@@ -3,7 +3,10 @@
 Used by ``make demo`` and by the tests as a real HTTP target on loopback. It
 counts every request it serves (``GET /__stats``) so tests can check that
 ci-perf's counts are exact, and its knobs can be changed while it runs
-(``POST /__knobs``) to inject a slowdown or failures.
+(``POST /__knobs``) to inject a slowdown or failures. ``POST /__control`` sets
+service-wide behaviour: ``max_inflight`` (requests beyond it get 503 at once: a
+capacity for the breakpoint profile to find) and ``stall_s`` (every request waits
+until that many seconds from now: a stall, for the open model's corrected latency).
 """
 
 from __future__ import annotations
@@ -50,6 +53,17 @@ class DemoState:
         self.knobs = dict(knobs)
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.max_inflight: int | None = None
+        self.inflight = 0
+        self.stall_until = 0.0
+
+    def control(self, changes: dict[str, Any]) -> None:
+        with self.lock:
+            if "max_inflight" in changes:
+                limit = changes["max_inflight"]
+                self.max_inflight = None if limit is None else int(limit)
+            if "stall_s" in changes:
+                self.stall_until = time.monotonic() + float(changes["stall_s"])
 
     def update(self, changes: dict[str, Any]) -> None:
         with self.lock:
@@ -99,11 +113,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/__stats":
             self._reply(200, state.snapshot())
             return
-        if path == "/__knobs" and method == "POST":
+        if path in {"/__knobs", "/__control"} and method == "POST":
             try:
-                state.update(json.loads(body or b"{}"))
+                (state.update if path == "/__knobs" else state.control)(json.loads(body or b"{}"))
             except (ValueError, KeyError, TypeError) as exc:
-                self._reply(400, {"error": f"bad knobs: {exc}"})
+                self._reply(400, {"error": f"bad {path[2:]}: {exc}"})
                 return
             self._reply(200, state.snapshot())
             return
@@ -116,13 +130,26 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.counts[route] += 1
             knob = state.knobs[route]
-        delay = knob.latency_ms + random.uniform(-knob.jitter_ms, knob.jitter_ms)  # noqa: S311 - simulated jitter
-        if delay > 0:
-            time.sleep(delay / 1000)
-        if knob.error_rate and random.random() < knob.error_rate:  # noqa: S311 - simulated failures
-            self._reply(500, {"error": "injected failure"})
+            full = state.max_inflight is not None and state.inflight >= state.max_inflight
+            if not full:
+                state.inflight += 1
+            stall = state.stall_until - time.monotonic()
+        if full:
+            self._reply(503, {"error": "over capacity"})
             return
-        self._reply(200 if method == "GET" else 201, _payload(route))
+        try:
+            if stall > 0:
+                time.sleep(stall)
+            delay = knob.latency_ms + random.uniform(-knob.jitter_ms, knob.jitter_ms)  # noqa: S311 - simulated jitter
+            if delay > 0:
+                time.sleep(delay / 1000)
+            if knob.error_rate and random.random() < knob.error_rate:  # noqa: S311 - simulated failures
+                self._reply(500, {"error": "injected failure"})
+                return
+            self._reply(200 if method == "GET" else 201, _payload(route))
+        finally:
+            with state.lock:
+                state.inflight -= 1
 
     def _reply(self, status: int, payload: object) -> None:
         data = json.dumps(payload).encode()

@@ -52,6 +52,7 @@ CPU_SAMPLE_S = 1.0
 PROGRESS_S = 1.0
 PROGRESS_SPAN_S = 5.0
 ARM_KEY = "ci_perf_arm"  # = duet.ARM_KEY (not imported: duet.py is only loaded in duet mode)
+INTENDED_KEY = "ci_perf_intended"  # set by open_model.py
 HEAD = "head"
 _KEY_MULTIPLIER = sketches.KEY_MULTIPLIER
 _SMALLEST_KEYED = sketches.SMALLEST_KEYED
@@ -177,6 +178,9 @@ class Collector:
         self.stop_timeout = float(environment.parsed_options.stop_timeout) if environment.parsed_options else 0.0
         self.finals_received = 0
         self.written = False
+        self.steps: list[dict[str, Any]] = []  # shape.py: when each stage began
+        self.broke: dict[str, Any] | None = None  # shape.py: where a breakpoint run broke
+        self.open_counts: Counter[str] = Counter()  # open_model.py: scheduled, late, dropped …
 
     # -- every process -------------------------------------------------------------------------
     def on_request(
@@ -193,7 +197,13 @@ class Collector:
         """Record one request: the hot path (see docs/benchmarks.md; keep it lean)."""
         latency = response_time or 0.0
         began = start_time or time.time() - latency * 0.001
-        arm = context.get(ARM_KEY, HEAD) if context else HEAD  # duet.py tags the base deployment's requests
+        arm = HEAD
+        if context:  # duet.py tags the base deployment's requests; open_model.py the intended start
+            arm = context.get(ARM_KEY, HEAD)
+            intended = context.get(INTENDED_KEY)
+            if intended is not None and intended < began:
+                latency += (began - intended) * 1000.0  # measured from when it should have started
+                began = intended
         key = (arm, request_type, name, began // self.window_s)
         cell = self.cells.get(key)
         if cell is None:
@@ -267,6 +277,7 @@ class Collector:
     def on_worker_message(self, environment: Environment, msg: Any, **_: Any) -> None:  # noqa: ARG002 - Locust's signature
         self.merged.add(msg.data["windows"])
         self.merged.cpu.extend(msg.data["cpu"])
+        self.open_counts.update(msg.data.get("open") or {})
         if msg.data.get("final"):
             self.finals_received += 1
 
@@ -293,6 +304,10 @@ class Collector:
             "cpu": self.merged.cpu,
             "cpu_warnings": warnings,
             "peak_users": self.peak_users,
+            "started_at": self.started_at,
+            "steps": self.steps,
+            "broke": self.broke,
+            "open_model": dict(self.open_counts) if self.open_counts else None,
         }
         path = Path(out)
         tmp = path.with_suffix(".tmp")
@@ -316,6 +331,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     global _collector  # noqa: PLW0603 - Locust plugins hook module-level events; one collector per process
     window_s = float(os.environ.get("CI_PERF_WINDOW_S", "1"))
     collector = _collector = Collector(environment, window_s=window_s)
+    environment.ci_perf_collector = collector  # type: ignore[attr-defined] # for shape.py and open_model.py
     environment.events.request.add_listener(collector.on_request)
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
@@ -324,9 +340,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
         def flush(final: bool = False) -> None:
             runner.send_message(
                 MESSAGE_TYPE,
-                {"windows": collector.drain(), "cpu": collector.cpu, "final": final},
+                {"windows": collector.drain(), "cpu": collector.cpu, "final": final, "open": collector.open_counts},
             )
             collector.cpu = []
+            collector.open_counts = Counter()
 
         gevent.spawn(_every, WORKER_FLUSH_S, flush)
         gevent.spawn(_every, CPU_SAMPLE_S, lambda: collector.sample_cpu(label))

@@ -27,13 +27,15 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from ci_perf.config import Config
+from ci_perf.config import Config, format_duration
 from ci_perf.errors import EnvironmentFailure, InputError
 from ci_perf.results import CollectedRun
 
 COLLECTOR = Path(__file__).with_name("collector.py")
 ZERO_CODE = Path(__file__).with_name("zero_code.py")
 DUET = Path(__file__).with_name("duet.py")
+SHAPE = Path(__file__).with_name("shape.py")
+OPEN_MODEL = Path(__file__).with_name("open_model.py")
 STARTED = "CI_PERF_STARTED"
 WRITTEN = "CI_PERF_WRITTEN"
 WRITTEN_GRACE_S = 0.5  # once the result is on disk, Locust's own shutdown (~2 s) is not worth waiting for
@@ -96,29 +98,55 @@ def check_locustfile(path: Path) -> None:
         raise InputError(f"locustfile {path}:{exc.lineno}: syntax error: {exc.msg}; fix that line") from exc
 
 
+def locust_files(config: Config) -> list[str]:
+    """What ``-f`` loads: our collector, the plugins the config needs, the users (theirs or ours)."""
+    load = config.load
+    files = [COLLECTOR]
+    if config.comparison.baseline_target:
+        files.append(DUET)
+    if load.stage_plan() is not None and not load.open_model:
+        files.append(SHAPE)
+    users = OPEN_MODEL if load.open_model else ZERO_CODE
+    return [*map(str, files), config.locustfile or str(users)]
+
+
 def locust_command(config: Config, *, target: str, extra_args: Sequence[str]) -> list[str]:
     load = config.load
-    locustfile = config.locustfile or str(ZERO_CODE)
-    plugins = [COLLECTOR, DUET] if config.comparison.baseline_target else [COLLECTOR]
+    processes = load.process_count(os.cpu_count() or 1)
+    spawn_rate = max(load.spawn_rate, load.users) if load.open_model else load.spawn_rate  # the pool at once
     command = [
         sys.executable, "-m", "locust",
-        "-f", ",".join([*map(str, plugins), locustfile]),
+        "-f", ",".join(locust_files(config)),
         "--headless", "--only-summary",
         "--host", target,
         "--users", str(load.users),
-        "--spawn-rate", str(load.spawn_rate),
+        "--spawn-rate", str(spawn_rate),
         "--stop-timeout", str(math.ceil(load.stop_timeout)),
         "--exit-code-on-error", "0",
         "--loglevel", "INFO",
     ]  # fmt: skip
-    if load.processes > 1:
+    if load.workers:
+        command += [
+            "--master", "--expect-workers", str(load.workers),
+            "--expect-workers-max-wait", str(math.ceil(load.worker_timeout)),
+            "--master-bind-host", load.master_host, "--master-bind-port", str(load.master_port),
+        ]  # fmt: skip
+    elif processes > 1:
         port = free_port()
         command += [
-            "--processes", str(load.processes),
+            "--processes", str(processes),
             "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
             "--master-host", "127.0.0.1", "--master-port", str(port),
         ]  # fmt: skip
     return command + list(extra_args)
+
+
+def worker_command(config: Config, *, master: str, port: int) -> list[str]:
+    """How an external worker joins: the same files, ``--worker`` (``ci-perf worker`` prints it)."""
+    return [
+        sys.executable, "-m", "locust", "-f", ",".join(locust_files(config)),
+        "--worker", "--master-host", master, "--master-port", str(port),
+    ]  # fmt: skip
 
 
 def child_environment(config: Config, *, collect_out: Path, progress: bool, base: Mapping[str, str]) -> dict[str, str]:
@@ -139,6 +167,14 @@ def child_environment(config: Config, *, collect_out: Path, progress: bool, base
         env["CI_PERF_ENDPOINTS"] = json.dumps([e.model_dump() for e in config.endpoints])
     if config.comparison.baseline_target:
         env["CI_PERF_BASELINE_TARGET"] = config.comparison.baseline_target
+    plan = config.load.stage_plan()
+    if plan is not None:
+        stages = json.dumps([{"duration": s.duration, "target": s.target, "jump": s.jump} for s in plan])
+        env["CI_PERF_ARRIVAL" if config.load.open_model else "CI_PERF_STAGES"] = stages
+        env["CI_PERF_SPAWN_RATE"] = str(config.load.spawn_rate)
+        env["CI_PERF_PROCESSES"] = str(max(config.load.workers, config.load.process_count(os.cpu_count() or 1)))
+    if config.load.profile == "breakpoint":
+        env["CI_PERF_BREAK_ON"] = json.dumps(config.break_limits())
     return env
 
 
@@ -165,13 +201,21 @@ def run_locust(
     env = child_environment(
         config, collect_out=collect_out, progress=on_progress is not None, base=environ or os.environ
     )
-    deadline_s = config.load.duration + config.load.stop_timeout + STARTUP_GRACE_S + 60
+    waiting_s = config.load.worker_timeout if config.load.workers else 0.0
+    deadline_s = config.load.duration + config.load.stop_timeout + STARTUP_GRACE_S + 60 + waiting_s
     began = time.monotonic()
     with log_path.open("w", encoding="utf-8", buffering=1) as log:  # line-buffered: tail -f works
         started, returncode, timed_out = _supervise(
             command, env=env, log=log, deadline_s=deadline_s, on_progress=on_progress
         )
     wall_s = time.monotonic() - began
+    if not started and config.load.workers:
+        load = config.load
+        raise EnvironmentFailure(
+            f"the Locust master waited {format_duration(load.worker_timeout)} for {load.workers} worker(s) on "
+            f"{load.master_host}:{load.master_port} and the test did not start ({_last_error(log_path)}); start "
+            "the workers (`ci-perf worker`) or raise load.worker_timeout"
+        )
     if not started:
         raise InputError(f"Locust did not start the test: {_last_error(log_path)} (full log: {log_path})")
     if timed_out:

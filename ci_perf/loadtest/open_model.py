@@ -1,0 +1,121 @@
+"""The open model inside Locust: requests start on a schedule, whatever the response time.
+
+The runner uses this file instead of ``zero_code.py`` when ``load.arrival_rate`` (or stages with
+``arrival_rate``) is set, and passes ``CI_PERF_ENDPOINTS``, ``CI_PERF_ARRIVAL`` (stages of
+requests per second, JSON) and ``CI_PERF_PROCESSES`` (each process takes its share of the rate,
+with a random phase). ``load.users`` simulated users form a pool; each takes the next scheduled
+start, waits for it, picks an endpoint by weight and sends it with
+``context["ci_perf_intended"]`` = the intended start, so that the collector measures latency from
+the intended start (coordinated omission corrected: a stalled service is charged for the requests
+it made wait). A start more than ``MAX_LATE_S`` behind schedule is dropped and counted — the pool
+was too small for the load — and so is every scheduled start the run never reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+from locust import constant, events, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.env import Environment
+from locust.runners import MasterRunner
+
+from ci_perf.loadtest.shapes import Stage, scheduled_starts
+
+LATE_S = 0.010  # a start this far behind schedule is late (counted; latency still corrected)
+MAX_LATE_S = 1.0  # … this far behind, it is dropped: the pool of users cannot keep up
+
+_ENDPOINTS = json.loads(os.environ.get("CI_PERF_ENDPOINTS", "[]"))
+_PLAN = [Stage(**s) for s in json.loads(os.environ.get("CI_PERF_ARRIVAL", "[]"))]
+_SHARE = 1.0 / max(1, int(os.environ.get("CI_PERF_PROCESSES", "1")))
+_rng = random.Random()  # noqa: S311 - load mix and phase, not cryptography
+
+
+class _Schedule:
+    """This process's intended start times (epoch seconds), shared by its users."""
+
+    def __init__(self) -> None:
+        self.times: Iterator[float] | None = None
+        self.started_at = 0.0
+
+    def begin(self) -> None:
+        self.started_at = time.time()
+        self.times = scheduled_starts(_PLAN, offset=_rng.random(), share=_SHARE)
+
+    def next(self) -> float | None:
+        if self.times is None:
+            return None
+        return next((self.started_at + t for t in self.times), None)
+
+    def owed(self, until: float) -> float:
+        """How many starts the rate owed this process from the run's start until ``until``."""
+        elapsed, owed, start = until - self.started_at, 0.0, 0.0
+        previous = 0.0
+        for stage in _PLAN:
+            part = min(max(elapsed - start, 0.0), stage.duration)
+            a = stage.target if stage.jump else previous
+            rate_end = a + (stage.target - a) * part / stage.duration if stage.duration else stage.target
+            owed += _SHARE * (a + rate_end) / 2 * part
+            start += stage.duration
+            previous = stage.target
+        return owed
+
+
+_schedule = _Schedule()
+_weights = [int(e.get("weight", 1)) for e in _ENDPOINTS]
+
+
+def _counters(environment: Environment) -> Any:
+    return environment.ci_perf_collector.open_counts  # type: ignore[attr-defined]
+
+
+class OpenModelUser(FastHttpUser):
+    """One of the pool: takes scheduled starts one after the other."""
+
+    wait_time = constant(0)
+
+    @task
+    def scheduled_request(self) -> None:
+        intended = _schedule.next()
+        if intended is None:
+            gevent.sleep(1.0)  # the schedule is over; the collector ends the run
+            return
+        delay = intended - time.time()
+        if delay > 0:
+            gevent.sleep(delay)
+        counts = _counters(self.environment)
+        lateness = time.time() - intended
+        counts["scheduled"] += 1
+        if lateness > MAX_LATE_S:
+            counts["dropped"] += 1
+            return
+        if lateness > LATE_S:
+            counts["late"] += 1
+        endpoint = _rng.choices(_ENDPOINTS, weights=_weights)[0]
+        extra = {} if endpoint.get("body") is None else {"json": endpoint["body"]}
+        self.client.request(
+            endpoint["method"], endpoint["path"], name=endpoint["path"], context={"ci_perf_intended": intended}, **extra
+        )
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner):  # the master runs no users
+        _schedule.begin()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    """Starts the schedule owed but no user took are dropped too (the pool was busy to the end)."""
+    collector = getattr(environment, "ci_perf_collector", None)
+    if collector is None or _schedule.times is None or isinstance(environment.runner, MasterRunner):
+        return
+    counts = collector.open_counts
+    counts["unstarted"] += max(0, round(_schedule.owed(time.time())) - counts["scheduled"])
+    counts["owed"] += _schedule.owed(time.time())

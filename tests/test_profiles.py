@@ -1,0 +1,170 @@
+"""Load profiles, stages and the open model's schedule (pure), and their config errors."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from ci_perf.config import Config, LoadSettings, parse_config
+from ci_perf.errors import ConfigError
+from ci_perf.loadtest import shapes
+from ci_perf.loadtest.runner import locust_files
+from tests.conftest import write
+
+
+def _ticks(load: LoadSettings, every: float = 1.0) -> list[int]:
+    plan = load.stage_plan()
+    assert plan is not None
+    ticks = []
+    t = 0.0
+    while (wanted := shapes.users_at(plan, t, spawn_rate=load.spawn_rate)) is not None:
+        ticks.append(wanted[0])
+        t += every
+    return ticks
+
+
+def test_stress_steps_through_the_factors_of_the_target() -> None:
+    load = LoadSettings(profile="stress", users=4, duration=16, warmup=2)
+    assert _ticks(load, every=4.0) == [4, 6, 8, 12]
+
+
+def test_spike_jumps_for_a_fifth_of_the_run_and_comes_back() -> None:
+    load = LoadSettings(profile="spike", users=4, spike_users=20, duration=10, warmup=1)
+    assert _ticks(load) == [4, 4, 4, 4, 20, 20, 4, 4, 4, 4]
+
+
+def test_breakpoint_climbs_in_steps_up_to_max_users_and_sets_its_own_duration() -> None:
+    load = LoadSettings.model_validate(
+        {"profile": "breakpoint", "users": 2, "step_users": 3, "step_duration": "5s", "max_users": 11}
+    )
+    assert load.duration == 20.0  # 2, 5, 8, 11
+    assert _ticks(load, every=5.0) == [2, 5, 8, 11]
+    assert load.warmup == 0
+
+
+def test_stages_ramp_linearly_like_k6_and_set_the_duration() -> None:
+    load = LoadSettings.model_validate(
+        {"stages": [{"duration": "4s", "users": 8}, {"duration": "2s", "users": 8}, {"duration": "2s", "users": 0}]}
+        | {"warmup": 0}
+    )
+    assert load.duration == 8.0
+    assert _ticks(load) == [0, 2, 4, 6, 8, 8, 8, 4]
+
+
+def test_smoke_and_soak_bring_their_own_defaults_and_keep_what_the_file_sets() -> None:
+    smoke = LoadSettings.model_validate({"profile": "smoke"})
+    assert (smoke.users, smoke.duration, smoke.warmup) == (2, 30.0, 5.0)
+    assert LoadSettings.model_validate({"profile": "soak"}).duration == 600.0
+    assert LoadSettings.model_validate({"profile": "soak", "duration": "2h"}).duration == 7200.0
+    assert smoke.stage_plan() is None  # Locust's own spawning, no shape
+
+
+def test_the_tick_holds_the_spawn_rate_for_jumps_and_follows_ramps() -> None:
+    ramp = [shapes.Stage(10, 100)]
+    assert shapes.users_at(ramp, 5.0, spawn_rate=1) == (50, 10.0)
+    jump = [shapes.Stage(10, 100, jump=True)]
+    assert shapes.users_at(jump, 0.0, spawn_rate=25) == (100, 25)
+    assert shapes.users_at(jump, 10.0, spawn_rate=25) is None
+
+
+@pytest.mark.parametrize(
+    ("stages", "expected"),
+    [
+        pytest.param([shapes.Stage(10, 50, jump=True)], 500, id="constant"),
+        pytest.param([shapes.Stage(10, 100)], 500, id="ramp-from-zero"),
+        pytest.param([shapes.Stage(5, 20, jump=True), shapes.Stage(5, 60)], 300, id="ramp-up"),
+    ],
+)
+def test_the_schedule_starts_as_many_requests_as_the_rate_owes(stages: list[shapes.Stage], expected: int) -> None:
+    times = list(shapes.scheduled_starts(stages))
+    assert abs(len(times) - expected) <= 1
+    assert times == sorted(times)
+    assert times[0] >= 0
+    assert times[-1] < shapes.total(stages)
+
+
+def test_processes_splitting_a_rate_together_start_the_whole_rate() -> None:
+    stages = [shapes.Stage(10, 90, jump=True)]
+    shares = [list(shapes.scheduled_starts(stages, share=1 / 3, offset=k / 3)) for k in range(3)]
+    assert sum(len(s) for s in shares) == 900
+    merged = sorted(t for s in shares for t in s)
+    gaps = [b - a for a, b in itertools.pairwise(merged)]
+    assert max(gaps) < 0.02  # interleaved, not bunched
+
+
+def test_arrival_rates_parse_per_second_minute_and_hour() -> None:
+    for text, rate in [("200/s", 200.0), ("1200/m", 20.0), ("7200/h", 2.0), (50, 50.0)]:
+        assert LoadSettings(arrival_rate=text).arrival_rate == rate  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("load", "message"),
+    [
+        pytest.param("{profile: load, spike_users: 9}", "spike_users is a setting of profile: spike", id="foreign"),
+        pytest.param("{profile: stress, stages: [{duration: 5s, users: 2}]}", "stages replace", id="stages+profile"),
+        pytest.param("{stages: [{duration: 5s}]}", "either users or arrival_rate", id="stage-target"),
+        pytest.param(
+            "{duration: 20s, stages: [{duration: 15s, users: 2}]}", "differs from the stages' total", id="duration"
+        ),
+        pytest.param("{arrival_rate: fast}", "is not an arrival rate", id="rate"),
+        pytest.param("{profile: breakpoint}", "needs a limit", id="breakpoint-limit"),
+        pytest.param("{processes: 2, workers: 2}", "either workers", id="workers+processes"),
+        pytest.param("{processes: many}", "processes", id="processes"),
+    ],
+)
+def test_profile_settings_that_do_not_fit_are_config_errors(tmp_path: Path, load: str, message: str) -> None:
+    path = write(tmp_path / "ci-perf.yml", f"endpoints: [GET /]\nload: {load}\n")
+    with pytest.raises(ConfigError, match=message):
+        parse_config(path.read_text(), source=path)
+
+
+def test_the_open_model_needs_endpoints_not_a_locustfile(tmp_path: Path) -> None:
+    write(tmp_path / "locustfile.py", "from locust import HttpUser\n")
+    path = write(tmp_path / "ci-perf.yml", "locustfile: locustfile.py\nload: {arrival_rate: 10/s}\n")
+    with pytest.raises(ConfigError, match="arrival_rate needs endpoints"):
+        parse_config(path.read_text(), source=path)
+
+
+def test_breakpoint_limits_default_to_the_budget() -> None:
+    config = Config.model_validate(
+        {
+            "endpoints": ["GET /"],
+            "load": {"profile": "breakpoint"},
+            "performance_budget": {"api_endpoints": {"p95_latency_ms": 300, "error_rate_percent": 1}},
+        }
+    )
+    assert config.break_limits() == {"p95_latency_ms": 300.0, "error_rate_percent": 1.0}
+
+
+def test_locust_loads_the_plugins_each_profile_needs() -> None:
+    def names(load: dict[str, object]) -> list[str]:
+        config = Config.model_validate({"endpoints": ["GET /"], "load": load, "performance_budget": {}})
+        return [Path(f).name for f in locust_files(config)]
+
+    assert names({}) == ["collector.py", "zero_code.py"]
+    assert names({"profile": "spike"}) == ["collector.py", "shape.py", "zero_code.py"]
+    assert names({"arrival_rate": "5/s"}) == ["collector.py", "open_model.py"]
+
+
+def test_every_bundled_profile_config_is_valid() -> None:
+    folder = Path(__file__).parent.parent / "ci_perf" / "demo" / "profiles"
+    names = sorted(p.stem for p in folder.glob("*.yml"))
+    assert names == ["arrival-rate", "breakpoint", "load", "smoke", "soak", "spike", "stages", "stress"]
+    for path in folder.glob("*.yml"):
+        parse_config(path.read_text(), source=path)
+
+
+def test_the_shape_is_part_of_the_scenario_and_plain_runs_keep_their_keys() -> None:
+    from ci_perf.analysis.summarize import _digest, scenario_keys
+
+    plain = LoadSettings(users=10, duration=10, warmup=2)
+    old_key = _digest(
+        {**plain.model_dump(include={"profile", "users", "spawn_rate", "duration", "warmup", "think_time"}),
+         "endpoints": ["GET /a"]}
+    )  # fmt: skip
+    assert scenario_keys(plain, ["GET /a"])[0] == old_key
+    stress = LoadSettings(profile="stress", users=4, duration=16, warmup=2)
+    steeper = LoadSettings(profile="stress", users=4, duration=16, warmup=2, stress_factors=[1, 2])
+    assert scenario_keys(stress, ["GET /a"]) != scenario_keys(steeper, ["GET /a"])

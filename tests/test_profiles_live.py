@@ -1,0 +1,168 @@
+"""Load profiles, the open model and external workers with real Locust against the demo service."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ci_perf.config import Config, parse_config
+from ci_perf.errors import EnvironmentFailure
+from ci_perf.loadtest.runner import free_port
+from ci_perf.pipeline import RunOutcome, run_pipeline
+from tests.conftest import DemoService, write
+
+ENDPOINTS = "endpoints:\n  - GET /api/products\n  - GET /api/products/42\nreadiness: {path: /health, timeout: 10s}\n"
+
+
+def _config(tmp_path: Path, load: str, extra: str = "") -> Config:
+    text = f"{ENDPOINTS}load: {load}\n{extra}"
+    return parse_config(text, source=write(tmp_path / "ci-perf.yml", text))
+
+
+def _run(config: Config, service: DemoService, tmp_path: Path) -> RunOutcome:
+    return run_pipeline(config, out_dir=tmp_path / "out", target=service.url, environ={}, cwd=tmp_path, echo=None)
+
+
+@pytest.mark.parametrize(
+    ("load", "peak"),
+    [
+        pytest.param("{profile: smoke, duration: 3s, warmup: 1s}", 2, id="smoke"),
+        pytest.param(
+            "{profile: stress, users: 2, stress_factors: [1, 2, 3], duration: 4.5s, warmup: 1s}", 6, id="stress"
+        ),
+        pytest.param("{profile: spike, users: 2, spike_users: 7, duration: 5s, warmup: 1s}", 7, id="spike"),
+        pytest.param("{profile: soak, users: 3, duration: 3s, warmup: 1s}", 3, id="soak"),
+        pytest.param("{stages: [{duration: 2s, users: 5}, {duration: 2s, users: 5}], warmup: 1s}", 5, id="stages"),
+    ],
+)
+def test_each_profile_runs_its_shape_and_counts_every_request(
+    tmp_path: Path, fresh_demo: DemoService, load: str, peak: int
+) -> None:
+    outcome = _run(_config(tmp_path, load), fresh_demo, tmp_path)
+    result = outcome.result
+    assert result.meta.load["peak_users"] == peak
+    assert result.meta.reliable
+    assert _all_requests(outcome) == fresh_demo.total()
+
+
+def _all_requests(outcome: RunOutcome) -> int:
+    """Warm-up included: what the service counted."""
+    return sum(w.requests for e in outcome.result.endpoints for w in e.windows)
+
+
+def test_breakpoint_finds_the_capacity_where_errors_begin(tmp_path: Path, fresh_demo: DemoService) -> None:
+    httpx.post(f"{fresh_demo.url}/__control", json={"max_inflight": 5}, timeout=5).raise_for_status()
+    config = _config(
+        tmp_path,
+        "{profile: breakpoint, users: 2, step_users: 2, step_duration: 4s, max_users: 12, "
+        "break_on: {error_rate_percent: 1}}",
+    )
+    outcome = _run(config, fresh_demo, tmp_path)
+    capacity = outcome.result.capacity
+    assert capacity is not None
+    assert (capacity.users, capacity.broke_at_users) == (4, 6)
+    assert capacity.rps is not None
+    assert capacity.rps > 0
+    assert outcome.result.meta.duration_s < 20  # stopped at the breaking point, not at 12 users (24 s)
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "### Capacity: 4 users" in markdown
+
+
+def test_the_open_model_achieves_its_arrival_rate(tmp_path: Path, fresh_demo: DemoService) -> None:
+    outcome = _run(_config(tmp_path, "{arrival_rate: 40/s, users: 10, duration: 5s, warmup: 1s}"), fresh_demo, tmp_path)
+    model = outcome.result.open_model
+    assert model is not None
+    assert model.target_rps == pytest.approx(40, rel=0.05)
+    assert model.achieved_rps == pytest.approx(model.target_rps, rel=0.05)
+    assert model.dropped == 0
+    assert outcome.result.meta.reliable
+    assert _all_requests(outcome) == fresh_demo.total()
+    assert "### Arrival rate" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_stall_is_charged_to_the_requests_it_delayed_in_the_open_model(
+    tmp_path: Path, fresh_demo: DemoService
+) -> None:
+    def stall_soon() -> None:
+        httpx.post(f"{fresh_demo.url}/__control", json={"stall_s": 1.0}, timeout=5)
+
+    def p95_with_stall(load: str, out: str) -> tuple[float, object]:
+        timer = threading.Timer(2.5, stall_soon)
+        timer.start()
+        try:
+            outcome = run_pipeline(
+                _config(tmp_path, load),
+                out_dir=tmp_path / out,
+                target=fresh_demo.url,
+                environ={},
+                cwd=tmp_path,
+                echo=None,
+            )
+        finally:
+            timer.cancel()
+        p95 = outcome.result.aggregate.p95_ms
+        assert p95 is not None
+        return p95, outcome.result.open_model
+
+    open_p95, model = p95_with_stall("{arrival_rate: 40/s, users: 4, duration: 6s, warmup: 1s}", "open")
+    closed_p95, _ = p95_with_stall("{users: 4, duration: 6s, warmup: 1s, think_time: 0.1s}", "closed")
+    assert model is not None
+    assert model.late > 10  # the pool was stuck in the stall while starts fell due
+    assert open_p95 > 200  # the requests that waited for the stall are charged for it
+    assert closed_p95 < 100  # a closed model hides it: its few users simply sent less
+    assert open_p95 > 5 * closed_p95
+
+
+@pytest.fixture
+def workers_config(tmp_path: Path) -> tuple[Config, int]:
+    port = free_port()
+    config = _config(
+        tmp_path,
+        f"{{users: 4, spawn_rate: 10, duration: 3s, warmup: 0s, workers: 2, master_port: {port}, worker_timeout: 20s}}",
+    )
+    return config, port
+
+
+def test_a_master_and_two_external_workers_count_every_request(
+    tmp_path: Path, fresh_demo: DemoService, workers_config: tuple[Config, int]
+) -> None:
+    config, port = workers_config
+    outcome: list[RunOutcome] = []
+    master = threading.Thread(target=lambda: outcome.append(_run(config, fresh_demo, tmp_path)))
+    master.start()
+    command = [sys.executable, "-m", "ci_perf.cli", "worker", "--config", str(tmp_path / "ci-perf.yml")]
+    command += ["--master", f"127.0.0.1:{port}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    try:
+        master.join(timeout=60)
+        assert not master.is_alive()
+        for worker in workers:
+            assert worker.wait(timeout=30) is not None  # told to quit by the master when the run ended
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            if worker.stderr is not None:
+                worker.stderr.close()
+    (result,) = [o.result for o in outcome]
+    assert result.meta.generator.processes == 2
+    assert result.aggregate.requests == fresh_demo.total()
+
+
+def test_workers_that_never_come_are_an_environment_failure_naming_the_fix(
+    tmp_path: Path, fresh_demo: DemoService
+) -> None:
+    port = free_port()
+    config = _config(
+        tmp_path, f"{{users: 2, duration: 2s, warmup: 0s, workers: 2, master_port: {port}, worker_timeout: 2s}}"
+    )
+    with pytest.raises(EnvironmentFailure, match="waited 2s for 2 worker"):
+        _run(config, fresh_demo, tmp_path)
