@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale clean
+.PHONY: demo test lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale bench-arrival clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -68,3 +68,6 @@ bench-duet: $(BIN)/ci-perf
 
 bench-scale: $(BIN)/ci-perf
 	cd benchmarks && ../$(BIN)/python bench_scale.py
+
+bench-arrival: $(BIN)/ci-perf
+	cd benchmarks && ../$(BIN)/python bench_arrival.py
