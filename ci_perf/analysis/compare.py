@@ -283,22 +283,11 @@ def _estimate(
     base_matrix, current_matrix, offset = stats.window_matrices(
         [w.latency for w in base_windows], [w.latency for w in current_windows]
     )
+    matrices = (base_matrix, current_matrix, stats.key_values(offset, base_matrix.bins.shape[1]), _STATISTIC[metric])
     if mode == "duet":
-        return stats.paired_test(
-            base_matrix,
-            current_matrix,
-            stats.key_values(offset, base_matrix.bins.shape[1]),
-            _STATISTIC[metric],
-            alpha=alpha,
-            power=power,
-            replicates=settings.bootstrap,
-            rng=rng,
-        )
+        return stats.paired_test(*matrices, alpha=alpha, power=power, replicates=settings.bootstrap, rng=rng)
     return stats.windows_test(
-        base_matrix,
-        current_matrix,
-        stats.key_values(offset, base_matrix.bins.shape[1]),
-        _STATISTIC[metric],
+        *matrices,
         alpha=alpha,
         power=power,
         replicates=settings.bootstrap,

@@ -197,6 +197,28 @@ def stationary_bootstrap_weights(
     return np.bincount(flat.ravel(), minlength=replicates * windows).reshape(replicates, windows).astype(float)
 
 
+def _whole_run_log_ratio(
+    base: WindowMatrix, current: WindowMatrix, statistic: float | str, values: NDArray[np.float64]
+) -> float | None:
+    """log(current / base) of the statistic over all windows of each arm; None when undefined."""
+    whole = [
+        statistic_rows(m.bins.sum(axis=0, keepdims=True), np.array([m.sums.sum()]), statistic, values)[0]
+        for m in (base, current)
+    ]
+    if not all(np.isfinite(whole)) or min(whole) <= 0:
+        return None
+    return math.log(whole[1] / whole[0])
+
+
+def _percentile_interval(ratios: NDArray[np.float64], replicates: int) -> tuple[float, float] | None:
+    """The 95 % percentile interval of bootstrap log ratios (None when most resamples were empty)."""
+    finite = ratios[np.isfinite(ratios)]
+    if len(finite) < replicates // 2:
+        return None
+    low, high = np.quantile(finite, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    return float(low), float(high)
+
+
 def windows_test(
     base: WindowMatrix,
     current: WindowMatrix,
@@ -236,13 +258,9 @@ def windows_test(
     # Welch-Satterthwaite; the assumed run variance is a constant with no sampling error (infinite df)
     spread = (b_var**2) / max(b_n - 1, 1) + (c_var**2) / max(c_n - 1, 1)
     df = (b_var + c_var + run_variance) ** 2 / spread if spread > 0 else math.inf
-    whole = [
-        statistic_rows(m.bins.sum(axis=0, keepdims=True), np.array([m.sums.sum()]), statistic, values)[0]
-        for m in (base, current)
-    ]
-    if not all(np.isfinite(whole)) or min(whole) <= 0:
+    effect = _whole_run_log_ratio(base, current, statistic, values)
+    if effect is None:
         return None
-    effect = math.log(whole[1] / whole[0])
     up, down = _one_sided(float(np.mean(c_series) - np.mean(b_series)) / se, df)
     draws = []
     for matrix, rho in ((base, b_rho), (current, c_rho)):
@@ -251,10 +269,10 @@ def windows_test(
         draws.append(statistic_rows(weights @ matrix.bins, weights @ matrix.sums, statistic, values))
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = np.log(draws[1] / draws[0])
-    ratios = ratios[np.isfinite(ratios)]
-    if len(ratios) < replicates // 2:
+    interval = _percentile_interval(ratios, replicates)
+    if interval is None:
         return None
-    low, high = (float(x) for x in np.quantile(ratios, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
+    low, high = interval
     if run_variance > 0:
         widen = (_t_quantile(0.5 + CONFIDENCE / 2, math.inf) ** 2) * run_variance
         low = effect - math.sqrt((effect - low) ** 2 + widen)
@@ -306,13 +324,9 @@ def paired_test(
     sd = max(float(np.std(d, ddof=1)), QUANTISATION_SD * math.sqrt(2))
     se = sd / math.sqrt(n_eff)
     df = n_eff - 1
-    whole = [
-        statistic_rows(m.bins.sum(axis=0, keepdims=True), np.array([m.sums.sum()]), statistic, values)[0]
-        for m in (base, current)
-    ]
-    if not all(np.isfinite(whole)) or min(whole) <= 0:
+    effect = _whole_run_log_ratio(base, current, statistic, values)
+    if effect is None:
         return None
-    effect = math.log(whole[1] / whole[0])
     up, down = _one_sided(float(np.mean(d)) / se, df)
     block = min(max((1 + rho) / (1 - rho), float(size)), max(len(base.counts) / 3, 1.0))
     weights = stationary_bootstrap_weights(len(base.counts), replicates=replicates, block=block, rng=rng)
@@ -321,10 +335,10 @@ def paired_test(
             statistic_rows(weights @ current.bins, weights @ current.sums, statistic, values)
             / statistic_rows(weights @ base.bins, weights @ base.sums, statistic, values)
         )
-    ratios = ratios[np.isfinite(ratios)]
-    if len(ratios) < replicates // 2:
+    interval = _percentile_interval(ratios, replicates)
+    if interval is None:
         return None
-    low, high = (float(x) for x in np.quantile(ratios, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
+    low, high = interval
     return Estimate(effect, low, high, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)
 
 
