@@ -403,6 +403,9 @@ class Config(_Model):
                 "load.arrival_rate needs endpoints: (ci-perf then starts each request on schedule); with a "
                 "locustfile, pace users with Locust's constant_throughput instead"
             )
+        if self.load.open_model and self.comparison.baseline_target:
+            # the second of a duet pair would be charged the first one's time from the shared intended start
+            raise ValueError("duet mode (comparison.baseline_target) works with users, not with load.arrival_rate")
         if self.load.profile == "breakpoint" and not self.break_limits():
             raise ValueError(
                 "the breakpoint profile needs a limit: set load.break_on (p95_latency_ms, error_rate_percent) "
@@ -423,6 +426,9 @@ def with_comparison(config: Config, **changes: object) -> Config:
     """``config`` with some comparison settings replaced, validated like the file (ValueError if not)."""
     try:
         comparison = Comparison.model_validate({**config.comparison.model_dump(), **changes})
+        Config.model_validate(
+            {**config.model_dump(exclude_unset=True), "comparison": comparison.model_dump()}
+        )  # rules across sections
     except ValidationError as exc:
         raise ValueError("; ".join(_message(e, list(e["loc"])) for e in exc.errors())) from exc
     return config.model_copy(update={"comparison": comparison})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_perf.config import Config, LoadSettings, parse_config
+from ci_perf.config import Config, LoadSettings, parse_config, with_comparison
 from ci_perf.errors import ConfigError
 from ci_perf.loadtest import shapes
 from ci_perf.loadtest.runner import locust_files
@@ -168,3 +168,15 @@ def test_the_shape_is_part_of_the_scenario_and_plain_runs_keep_their_keys() -> N
     stress = LoadSettings(profile="stress", users=4, duration=16, warmup=2)
     steeper = LoadSettings(profile="stress", users=4, duration=16, warmup=2, stress_factors=[1, 2])
     assert scenario_keys(stress, ["GET /a"]) != scenario_keys(steeper, ["GET /a"])
+
+
+def test_duet_mode_and_the_open_model_do_not_mix(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "ci-perf.yml",
+        "endpoints: [GET /]\nload: {arrival_rate: 10/s}\ncomparison: {baseline_target: http://base:8000}\n",
+    )
+    with pytest.raises(ConfigError, match=r"works with users, not with load\.arrival_rate"):
+        parse_config(path.read_text(), source=path)
+    open_model = parse_config("endpoints: [GET /]\nload: {arrival_rate: 10/s}\n", source=path)
+    with pytest.raises(ValueError, match="works with users"):
+        with_comparison(open_model, baseline_target="http://base:8000")
