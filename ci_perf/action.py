@@ -232,7 +232,10 @@ def _gate_from_base(
     if changes:
         out.warning(f"this pull request changes the gate; judged with {pull.base_ref}'s settings: {'; '.join(changes)}")
     gated = config.model_copy(update={s: getattr(base, s) for s in GATE_SECTIONS})
-    return gated, changes
+    try:
+        return with_comparison(gated), changes  # the rules across sections hold for the mix too
+    except ValueError as exc:
+        raise InputError(f"{path} on {pull.base_ref} and this pull request's load settings conflict: {exc}") from exc
 
 
 def _dump(config: Config, section: str) -> object:

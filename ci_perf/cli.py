@@ -22,6 +22,7 @@ from ci_perf.config import DEFAULT_CONFIG_NAME, config_schema, load_config, with
 from ci_perf.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_PASS, CiPerfError, InputError
 
 if TYPE_CHECKING:
+    from ci_perf.config import Config
     from ci_perf.pipeline import ProgressLine
 
 EXIT_INTERRUPTED = 130
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG_NAME), help="the run's config")
     worker.add_argument("--master", required=True, help="HOST:PORT of the master (load.master_port, default 5557)")
+    worker.add_argument("--baseline-target", help="the master's duet base URL, when it came from a flag or input")
 
     compare = commands.add_parser("compare", help="compare a result with a baseline offline (no load)")
     compare.add_argument("--baseline", type=Path, required=True, help="a store directory or one result.json")
@@ -160,12 +162,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, extra: list[str], progress: ProgressLine) -> int:
     from ci_perf.pipeline import run_pipeline
 
-    config = load_config(args.config)
-    if args.baseline_target:
-        try:
-            config = with_comparison(config, baseline_target=args.baseline_target)
-        except ValueError as exc:
-            raise InputError(f"--baseline-target: {exc}") from exc
+    config = _with_baseline_target(load_config(args.config), args.baseline_target)
     outcome = run_pipeline(
         config,
         out_dir=args.out,
@@ -182,11 +179,20 @@ def _run(args: argparse.Namespace, extra: list[str], progress: ProgressLine) -> 
     return outcome.exit_code
 
 
+def _with_baseline_target(config: Config, url: str | None) -> Config:
+    if not url:
+        return config
+    try:
+        return with_comparison(config, baseline_target=url)
+    except ValueError as exc:
+        raise InputError(f"--baseline-target: {exc}") from exc
+
+
 def _worker(args: argparse.Namespace) -> int:
     """Become a Locust worker with the run's files and settings (the master's window grid included)."""
     from ci_perf.loadtest.runner import child_environment, worker_command
 
-    config = load_config(args.config)
+    config = _with_baseline_target(load_config(args.config), args.baseline_target)
     host, _, port = args.master.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--master: {args.master!r} is not HOST:PORT, e.g. ci-perf-master:5557")

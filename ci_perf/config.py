@@ -126,7 +126,7 @@ PositiveNumber = Annotated[float, Field(gt=0)]
 RATE_HINT = "write requests per second like 200/s (or 1200/m)"
 
 
-def parse_rate(value: object) -> float:
+def parse_rate(value: object, *, allow_zero: bool = False) -> float:
     """Requests per second from ``200/s``, ``1200/m``, ``7200/h`` or a bare number (per second)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected an arrival rate, got {value!r}; {RATE_HINT}")  # noqa: TRY004 - pydantic wants ValueError
@@ -137,12 +137,13 @@ def parse_rate(value: object) -> float:
         if not match:
             raise ValueError(f"{value!r} is not an arrival rate; {RATE_HINT}")
         rate = float(match[1]) / _UNIT_SECONDS[match[2] or "s"]
-    if rate <= 0:
+    if rate < 0 or (rate == 0 and not allow_zero):
         raise ValueError(f"an arrival rate must be positive; {RATE_HINT}")
     return rate
 
 
 Rate = Annotated[float, BeforeValidator(parse_rate)]
+StageRate = Annotated[float, BeforeValidator(partial(parse_rate, allow_zero=True))]  # a stage may ramp to 0
 Profile = Literal["smoke", "load", "stress", "spike", "soak", "breakpoint"]
 # the settings that belong to one profile only, and the defaults a profile brings when unset
 _PROFILE_SETTINGS = {
@@ -165,7 +166,7 @@ class StageSetting(_Model):
 
     duration: Duration
     users: int | None = Field(default=None, ge=0)
-    arrival_rate: Rate | None = None
+    arrival_rate: StageRate | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> StageSetting:
@@ -283,6 +284,12 @@ class LoadSettings(_Model):
             )
         if self.workers and self.processes != 1:
             raise ValueError("use either workers (external Locust workers) or processes (on this machine)")
+        generators = self.workers or (self.processes if isinstance(self.processes, int) else 1)
+        if self.open_model and self.users < generators:
+            raise ValueError(
+                f"the open model splits the rate over {generators} Locust processes; users (the pool, "
+                f"{self.users}) must be at least that, or some shares are never sent"
+            )
         if self.warmup >= self.duration:
             raise ValueError(
                 f"warmup ({format_duration(self.warmup)}) must be shorter than duration "
@@ -321,6 +328,8 @@ class LoadSettings(_Model):
         if self.window != "auto":
             return float(self.window)
         wanted = (self.duration - self.warmup) / 30
+        if self.profile == "breakpoint":  # every step's settled half must hold whole windows
+            wanted = min(wanted, self.step_duration / 4)
         return max([1.0] + [w for w in (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0) if w <= wanted])
 
 

@@ -109,7 +109,9 @@ def run_pipeline(
         echo.write(
             f"ci-perf: waiting up to {load.worker_timeout:g} s for {load.workers} Locust worker(s) on "
             f"{load.master_host}:{load.master_port}; start each with `ci-perf worker --config <this config> "
-            f"--master <this host>:{load.master_port}`\n"
+            f"--master <this host>:{load.master_port}"
+            + (f" --baseline-target {baseline_target}" if baseline_target else "")
+            + "`\n"
         )
         echo.flush()
     try:

@@ -165,6 +165,7 @@ def is_measured(window_start: float, measured_from: float) -> bool:
 class StepResult(_Frozen):
     """One step of a breakpoint run, judged on its settled second half."""
 
+    index: int
     users: int
     start: float
     rps: float

@@ -64,8 +64,10 @@ def test_smoke_and_soak_bring_their_own_defaults_and_keep_what_the_file_sets() -
 def test_the_tick_holds_the_spawn_rate_for_jumps_and_follows_ramps() -> None:
     ramp = [shapes.Stage(10, 100)]
     assert shapes.users_at(ramp, 5.0, spawn_rate=1) == (50, 10.0)
-    jump = [shapes.Stage(10, 100, jump=True)]
-    assert shapes.users_at(jump, 0.0, spawn_rate=25) == (100, 25)
+    jump = [shapes.Stage(5, 10, jump=True), shapes.Stage(5, 100, jump=True)]
+    assert shapes.users_at(jump, 0.0, spawn_rate=25) == (10, 25)  # from 0: the configured rate covers it
+    assert shapes.users_at(jump, 5.0, spawn_rate=25) == (100, 90)  # a jump is made within the second
+    assert shapes.users_at(jump, 7.0, spawn_rate=25) == (100, 25)
     assert shapes.users_at(jump, 10.0, spawn_rate=25) is None
 
 
@@ -180,3 +182,26 @@ def test_duet_mode_and_the_open_model_do_not_mix(tmp_path: Path) -> None:
     open_model = parse_config("endpoints: [GET /]\nload: {arrival_rate: 10/s}\n", source=path)
     with pytest.raises(ValueError, match="works with users"):
         with_comparison(open_model, baseline_target="http://base:8000")
+
+
+def test_breakpoint_windows_fit_the_settled_half_of_every_step_whatever_its_phase() -> None:
+    from ci_perf.analysis.summarize import summarize_run
+    from ci_perf.results import CollectedRun, StepMark
+    from tests.conftest import collected_run
+
+    load = LoadSettings.model_validate({"profile": "breakpoint", "users": 10, "max_users": 40})
+    window = load.window_seconds()
+    assert window <= load.step_duration / 4
+    default = LoadSettings.model_validate({"profile": "breakpoint"})  # 20 steps, 200 s: auto would be 5-s windows
+    assert default.window_seconds() <= default.step_duration / 4
+    for phase in (0.0, 0.3, 0.7, 1.2, 1.9):
+        start = 1_000.0 + phase
+        base = collected_run(endpoints={"GET /a": [5.0] * 20}, window_s=window, start=1_000.0, windows=int(45 / window))
+        steps = [StepMark(start=start + 10 * k, target=10 + 10 * k, index=k) for k in range(4)]
+        collected = CollectedRun(**{**base.model_dump(), "steps": [s.model_dump() for s in steps], "started_at": start})
+        result = summarize_run(
+            collected, load=load, target="http://x", tool_version="t", break_on={"p95_latency_ms": 100.0}
+        )
+        assert result.capacity is not None
+        assert [s.users for s in result.capacity.steps] == [10, 20, 30, 40], phase
+        assert result.capacity.users == 40

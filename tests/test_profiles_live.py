@@ -74,8 +74,10 @@ def test_breakpoint_finds_the_capacity_where_errors_begin(tmp_path: Path, fresh_
     assert "### Capacity: 4 users" in markdown
 
 
-def test_the_open_model_achieves_its_arrival_rate(tmp_path: Path, fresh_demo: DemoService) -> None:
-    outcome = _run(_config(tmp_path, "{arrival_rate: 40/s, users: 10, duration: 5s, warmup: 1s}"), fresh_demo, tmp_path)
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_open_model_achieves_its_arrival_rate(tmp_path: Path, fresh_demo: DemoService, processes: int) -> None:
+    load = f"{{arrival_rate: 40/s, users: 10, duration: 5s, warmup: 1s, processes: {processes}}}"
+    outcome = _run(_config(tmp_path, load), fresh_demo, tmp_path)
     model = outcome.result.open_model
     assert model is not None
     assert model.target_rps == pytest.approx(40, rel=0.05)

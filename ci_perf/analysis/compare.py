@@ -182,7 +182,7 @@ def compare_runs(
                 continue
             estimate = _estimate(metric, mode, now, before, windows, settings=settings, rng=rng)
             tests.append(_Test(name, metric, shown, estimate))
-    capacity = _capacity_test(current, baseline, settings=settings) if mode == "history" else None
+    capacity = _capacity_test(current, baseline, settings=settings)
     if capacity is not None:
         tests.append(capacity)
     judged = [(t, t.estimate) for t in tests if t.estimate is not None]

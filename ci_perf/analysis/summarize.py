@@ -312,6 +312,7 @@ def _capacity(
             within = False  # Locust's numbers crossed the limit here; the run stopped on them
         steps.append(
             StepResult(
+                index=mark.index,
                 users=round(mark.target or 0),
                 start=mark.start,
                 rps=stats.rps,
@@ -323,7 +324,11 @@ def _capacity(
     first_bad = next((i for i, step in enumerate(steps) if not step.within_limits), None)
     if first_bad is None:
         top = steps[-1] if steps else None
-        reason = "held every step; raise load.max_users to find the breaking point"
+        reason = (
+            "held every step; raise load.max_users to find the breaking point"
+            if steps
+            else "no step lasted long enough to be judged; lengthen load.step_duration"
+        )
         return Capacity(
             users=top.users if top else None,
             rps=top.rps if top else None,
@@ -333,7 +338,8 @@ def _capacity(
             steps=steps,
         )
     broken = steps[first_bad]
-    why = collected.broke.reason if collected.broke is not None else _crossed(broken, limits)
+    stopped_here = collected.broke is not None and broken.index == collected.broke.index
+    why = collected.broke.reason if collected.broke is not None and stopped_here else _crossed(broken, limits)
     good = steps[first_bad - 1] if first_bad > 0 else None
     return Capacity(
         users=good.users if good else None,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from locust import events
@@ -26,12 +28,27 @@ _METHODS = ("request", "get", "post", "put", "patch", "delete", "head", "options
 
 
 class DuetClient:
-    """Looks like the user's client; each request method calls the head and the base clients."""
+    """Looks like the user's client; each request method calls the head and the base clients.
+
+    Settings a user changes on its client (``client.auth = …``, ``client.headers[...] = …`` — the
+    two sessions share one headers mapping) reach both; ``rename_request`` names both requests.
+    """
 
     def __init__(self, head: Any, base: Any, rng: random.Random) -> None:
-        self._head = head
-        self._base = base
-        self._rng = rng
+        object.__setattr__(self, "_head", head)
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_rng", rng)
+        if hasattr(head, "headers") and hasattr(base, "headers"):
+            base.headers = head.headers
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._head, name, value)
+        setattr(self._base, name, value)
+
+    @contextmanager
+    def rename_request(self, name: str) -> Iterator[None]:
+        with self._head.rename_request(name), self._base.rename_request(name):
+            yield
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._head, name)
@@ -71,9 +88,11 @@ def _base_client(user: Any, base_url: str) -> Any:
             proxy_port=user.proxy_port,
         )
     if isinstance(user, HttpUser):
-        return HttpSession(
+        session = HttpSession(
             base_url=base_url, request_event=user.environment.events.request, user=user, pool_manager=user.pool_manager
         )
+        session.trust_env = False  # as HttpUser's own client: no proxy from the environment for one arm only
+        return session
     raise TypeError(f"duet mode needs HttpUser or FastHttpUser users; {type(user).__name__} is neither")
 
 

@@ -43,8 +43,10 @@ class _Schedule:
     def __init__(self) -> None:
         self.times: Iterator[float] | None = None
         self.started_at = 0.0
+        self.taken = 0  # starts this process's users took (the collector's counters are flushed away)
 
     def begin(self) -> None:
+        _rng.seed()  # after Locust forked its --processes: each process its own phase and endpoint picks
         self.started_at = time.time()
         self.times = scheduled_starts(_PLAN, offset=_rng.random(), share=_SHARE)
 
@@ -92,6 +94,7 @@ class OpenModelUser(FastHttpUser):
         counts = _counters(self.environment)
         lateness = time.time() - intended
         counts["scheduled"] += 1
+        _schedule.taken += 1
         if lateness > MAX_LATE_S:
             counts["dropped"] += 1
             return
@@ -116,6 +119,6 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     collector = getattr(environment, "ci_perf_collector", None)
     if collector is None or _schedule.times is None or isinstance(environment.runner, MasterRunner):
         return
-    counts = collector.open_counts
-    counts["unstarted"] += max(0, round(_schedule.owed(time.time())) - counts["scheduled"])
-    counts["owed"] += _schedule.owed(time.time())
+    owed = _schedule.owed(time.time())
+    collector.open_counts["unstarted"] += max(0, round(owed) - _schedule.taken)
+    collector.open_counts["owed"] += owed

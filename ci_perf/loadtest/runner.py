@@ -214,7 +214,8 @@ def run_locust(
         raise EnvironmentFailure(
             f"the Locust master waited {format_duration(load.worker_timeout)} for {load.workers} worker(s) on "
             f"{load.master_host}:{load.master_port} and the test did not start ({_last_error(log_path)}); start "
-            "the workers (`ci-perf worker`) or raise load.worker_timeout"
+            "the workers (`ci-perf worker`), set load.master_host: 0.0.0.0 for workers on other machines, or "
+            "raise load.worker_timeout"
         )
     if not started:
         raise InputError(f"Locust did not start the test: {_last_error(log_path)} (full log: {log_path})")

@@ -9,6 +9,8 @@ Breakpoint (``CI_PERF_BREAK_ON`` = ``{"error_rate_percent", "p95_latency_ms"}``)
 step the shape checks Locust's own numbers for that step (its p95 over the last seconds and the
 step's failure ratio); the first step past a limit ends the run early through the collector, which
 records where it broke. The capacity itself is computed afterwards from ci-perf's measurements.
+Locust's p95 covers its last ~10 s and, with workers, lags by their ~3-s report interval: it decides
+when to stop, never the reported numbers.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class CiPerfShape(LoadTestShape):
             self._step_ended(self.step)
             self.step = index
             self._mark(index)
+        if index is None and self.step >= 0:  # the plan is over: judge its last step too
+            self._step_ended(self.step)
+            self.step = -1
         wanted = users_at(self.plan, elapsed, spawn_rate=self.spawn_rate)
         if wanted is None:  # hold the last stage until the collector ends the run
             last = self.plan[-1].target if self.plan else 0.0

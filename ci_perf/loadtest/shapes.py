@@ -79,15 +79,19 @@ def step_index(stages: Sequence[Stage], elapsed: float) -> int | None:
 def users_at(stages: Sequence[Stage], elapsed: float, *, spawn_rate: float) -> tuple[int, float] | None:
     """What a Locust ``LoadTestShape.tick`` returns: (users, spawn rate), or ``None`` at the end.
 
-    A ramping stage is followed second by second (the rate covers one second's change); a jump uses
-    the configured spawn rate, never less than the change within one second.
+    Ticks come every second: the rate covers the change to the next tick (a ramp) or from the last
+    one (a jump, made within a second), and is never below the configured spawn rate.
     """
     target = target_at(stages, elapsed)
     if target is None:
         return None
     users = max(0, round(target))
     following = target_at(stages, elapsed + 1.0)
-    change = abs((following if following is not None else target) - target)
+    previous = target_at(stages, elapsed - 1.0) if elapsed >= 1.0 else 0.0
+    change = max(
+        abs((following if following is not None else target) - target),
+        abs(target - (previous if previous is not None else target)),
+    )
     return users, max(spawn_rate, change, 1.0)
 
 
