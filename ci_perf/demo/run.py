@@ -23,7 +23,7 @@ import httpx
 
 from ci_perf.config import Config, parse_config, with_comparison
 from ci_perf.errors import EnvironmentFailure
-from ci_perf.pipeline import ProgressLine, run_pipeline
+from ci_perf.pipeline import ProgressLine, RunOutcome, run_pipeline
 
 DEMO_CONFIG = Path(__file__).with_name("ci-perf.yml")
 PROFILES = Path(__file__).with_name("profiles")
@@ -72,6 +72,21 @@ def demo_config(target: str, store: Path, source: Path = DEMO_CONFIG) -> Config:
     return config.model_copy(update={"target": target, "store": config.store.model_copy(update={"path": str(store)})})
 
 
+def _candidate(
+    config: Config, *, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressLine | None
+) -> RunOutcome:
+    """A run judged and printed like a pull request's (branch ``demo-candidate``, never recorded)."""
+    return run_pipeline(
+        config,
+        out_dir=out_dir,
+        branch="demo-candidate",
+        environ=environ,
+        cwd=Path.cwd(),
+        progress=progress,
+        echo=stream,
+    )
+
+
 def run_profile_demo(
     profile: str, *, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressLine | None
 ) -> int:
@@ -82,9 +97,7 @@ def run_profile_demo(
             set_control(url, {"max_inflight": BREAKPOINT_CAPACITY})
         config = demo_config(url, out_dir / "store", source)
         stream.write(f"ci-perf demo: profile {profile} ({source}) against {url}\n\n")
-        outcome = run_pipeline(
-            config, out_dir=out_dir, branch="demo", environ=environ, cwd=Path.cwd(), progress=progress, echo=stream
-        )
+        outcome = _candidate(config, out_dir=out_dir, environ=environ, stream=stream, progress=progress)
     stream.write(f"\nci-perf demo: wrote {out_dir / 'report.md'}\n")
     return outcome.exit_code
 
@@ -128,15 +141,7 @@ def run_demo(
             f"ci-perf demo: candidate: {SLOWED_ROUTE} slowed from {latency:g} to {latency * SLOWDOWN:g} ms "
             f"(+{(SLOWDOWN - 1) * 100:.0f} %)\n\n"
         )
-        outcome = run_pipeline(
-            config,
-            out_dir=out_dir,
-            branch="demo-candidate",
-            environ=environ,
-            cwd=Path.cwd(),
-            progress=progress,
-            echo=stream,
-        )
+        outcome = _candidate(config, out_dir=out_dir, environ=environ, stream=stream, progress=progress)
     stream.write(
         f"\nci-perf demo: wrote {out_dir / 'result.json'}, {out_dir / 'report.md'}, {out_dir / 'report.json'}; "
         f"`ci-perf run` would exit {outcome.exit_code} ({'gate failed' if outcome.exit_code else 'pass'})\n"
@@ -159,14 +164,6 @@ def run_duet_demo(*, out_dir: Path, environ: Mapping[str, str], stream: TextIO, 
                 f"to {latency * DUET_SLOWDOWN:g} ms (+{(DUET_SLOWDOWN - 1) * 100:.0f} %); every request goes to "
                 f"both, {DUET_DURATION_S:g} s\n\n"
             )
-            outcome = run_pipeline(
-                config,
-                out_dir=out_dir,
-                branch="demo-candidate",
-                environ=environ,
-                cwd=Path.cwd(),
-                progress=progress,
-                echo=stream,
-            )
+            outcome = _candidate(config, out_dir=out_dir, environ=environ, stream=stream, progress=progress)
     stream.write(f"\nci-perf demo: duet report in {out_dir / 'report.md'}\n")
     return outcome.exit_code
