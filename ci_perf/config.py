@@ -22,7 +22,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -31,6 +30,7 @@ from pydantic import (
 
 from ci_perf.errors import ConfigError
 from ci_perf.loadtest import shapes
+from ci_perf.models import Strict
 
 DEFAULT_CONFIG_NAME = "ci-perf.yml"
 
@@ -88,11 +88,7 @@ def _absolute_path(path: str, *, example: str) -> str:
     return path
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Endpoint(_Model):
+class Endpoint(Strict):
     """One request of zero-code mode; ``name`` is how it appears in every table."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
@@ -161,7 +157,7 @@ _PROFILE_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
-class StageSetting(_Model):
+class StageSetting(Strict):
     """One of ``stages:``, k6 style: over ``duration`` move linearly to ``users`` (or ``arrival_rate``)."""
 
     duration: Duration
@@ -175,14 +171,14 @@ class StageSetting(_Model):
         return self
 
 
-class BreakOn(_Model):
+class BreakOn(Strict):
     """Where the breakpoint profile stops: the first step past either limit is the breaking point."""
 
     error_rate_percent: Annotated[float, Field(gt=0, le=100)] | None = None
     p95_latency_ms: PositiveNumber | None = None
 
 
-class LoadSettings(_Model):
+class LoadSettings(Strict):
     """How much load, for how long, in what shape (``profile``, ``stages``, ``arrival_rate``).
 
     Shaped profiles and stages are in ``loadtest/shapes.py``; ``arrival_rate`` switches to the open
@@ -333,13 +329,13 @@ class LoadSettings(_Model):
         return max([1.0] + [w for w in (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0) if w <= wanted])
 
 
-class Readiness(_Model):
+class Readiness(Strict):
     path: Annotated[str, AfterValidator(partial(_absolute_path, example="/health"))] = "/"
     timeout: Duration = 60.0
     interval: Duration = 0.5
 
 
-class EndpointBudget(_Model):
+class EndpointBudget(Strict):
     """The seed's ``api_endpoints`` block; every limit is optional."""
 
     p50_latency_ms: PositiveNumber | None = None
@@ -350,7 +346,7 @@ class EndpointBudget(_Model):
     throughput_rps: PositiveNumber | None = None
 
 
-class PerformanceBudget(_Model):
+class PerformanceBudget(Strict):
     """The seed's ``performance_budget`` block, accepted verbatim, plus per-endpoint overrides.
 
     ``database`` and ``external_services`` need a server-metrics source; they are
@@ -363,7 +359,7 @@ class PerformanceBudget(_Model):
     external_services: dict[str, float] | None = None
 
 
-class Comparison(_Model):
+class Comparison(Strict):
     """How a run is judged against its baseline; docs/STATISTICS.md explains each setting."""
 
     baseline_branch: str = "main"
@@ -385,11 +381,11 @@ class Comparison(_Model):
     fail_on: list[Literal["budget", "regression"]] = ["budget", "regression"]
 
 
-class StoreSettings(_Model):
+class StoreSettings(Strict):
     path: str = ".ci-perf"
 
 
-class Config(_Model):
+class Config(Strict):
     """A whole ``ci-perf.yml``. Relative paths are relative to the file's folder."""
 
     target: HttpUrl | None = None

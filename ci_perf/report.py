@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Literal
 
 import jinja2
-from pydantic import BaseModel, ConfigDict
 
 from ci_perf.analysis.budget import BudgetReport
 from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison, MetricComparison
 from ci_perf.config import Comparison
+from ci_perf.models import Frozen
 from ci_perf.results import AGGREGATE, MEASURES, Capacity, ErrorCount, OpenModelResult, RunMeta, Stats
 
 MARKER = "<!-- ci-perf -->"
@@ -36,11 +36,7 @@ MAX_NAME_CHARS = 120
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class EndpointRow(_Frozen):
+class EndpointRow(Frozen):
     name: str
     stats: Stats
     comparison: EndpointComparison | None
@@ -48,7 +44,7 @@ class EndpointRow(_Frozen):
     errors: list[ErrorCount]
 
 
-class Report(_Frozen):
+class Report(Frozen):
     status: Literal["pass", "fail"]
     headline: str
     gate_reasons: list[str]

@@ -14,9 +14,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ci_perf.errors import InputError
+from ci_perf.models import Strict
 from ci_perf.sketches import Sketch
 
 SCHEMA_VERSION = 2  # 2: duet (``base``), capacity, open model; version 1 files read as they are
@@ -39,16 +40,12 @@ MEASURES: dict[str, tuple[str, str, bool]] = {
 }
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ErrorCount(_Frozen):
+class ErrorCount(Strict):
     message: str
     count: int
 
 
-class EndpointWindow(_Frozen):
+class EndpointWindow(Strict):
     """One endpoint during one window ``[start, start + window_s)`` (epoch seconds)."""
 
     start: float
@@ -58,7 +55,7 @@ class EndpointWindow(_Frozen):
     errors: list[ErrorCount] = []
 
 
-class CpuSample(_Frozen):
+class CpuSample(Strict):
     process: str
     at: float
     percent: float
@@ -71,7 +68,7 @@ class CollectedEndpointWindow(EndpointWindow):
     last_end: float
 
 
-class StepMark(_Frozen):
+class StepMark(Strict):
     """shape.py: a stage began (epoch seconds) with this target (users)."""
 
     start: float
@@ -79,7 +76,7 @@ class StepMark(_Frozen):
     index: int
 
 
-class BreakMark(_Frozen):
+class BreakMark(Strict):
     """shape.py: the breakpoint run stopped after stage ``index`` for ``reason`` (Locust's own numbers)."""
 
     index: int
@@ -87,7 +84,7 @@ class BreakMark(_Frozen):
     at: float
 
 
-class CollectedRun(_Frozen):
+class CollectedRun(Strict):
     """The collector's output file, read back by the runner."""
 
     locust_version: str
@@ -102,7 +99,7 @@ class CollectedRun(_Frozen):
     open_model: dict[str, float] | None = None  # open_model.py's counters, summed over processes
 
 
-class Stats(_Frozen):
+class Stats(Strict):
     """Totals over the measured (post-warm-up) part of a run. Latencies in ms."""
 
     requests: int
@@ -118,14 +115,14 @@ class Stats(_Frozen):
     max_ms: float | None
 
 
-class EndpointResult(_Frozen):
+class EndpointResult(Strict):
     name: str
     stats: Stats
     errors: list[ErrorCount] = []
     windows: list[EndpointWindow] = []
 
 
-class GeneratorHealth(_Frozen):
+class GeneratorHealth(Strict):
     """How busy the load generator was; a saturated generator measures itself, not the target."""
 
     processes: int
@@ -135,7 +132,7 @@ class GeneratorHealth(_Frozen):
     warnings: list[str] = []
 
 
-class RunMeta(_Frozen):
+class RunMeta(Strict):
     tool_version: str
     locust_version: str
     target: str
@@ -162,7 +159,7 @@ def is_measured(window_start: float, measured_from: float) -> bool:
     return window_start >= measured_from - 1e-9
 
 
-class StepResult(_Frozen):
+class StepResult(Strict):
     """One step of a breakpoint run, judged on its settled second half."""
 
     index: int
@@ -174,7 +171,7 @@ class StepResult(_Frozen):
     within_limits: bool
 
 
-class Capacity(_Frozen):
+class Capacity(Strict):
     """Breakpoint: the most load the service took within the limits (``users`` and ``rps``)."""
 
     users: int | None
@@ -185,7 +182,7 @@ class Capacity(_Frozen):
     steps: list[StepResult]
 
 
-class OpenModelResult(_Frozen):
+class OpenModelResult(Strict):
     """Arrival-rate runs: what was asked, what was achieved, what started late or not at all."""
 
     target_rps: float
@@ -195,7 +192,7 @@ class OpenModelResult(_Frozen):
     dropped: int
 
 
-class ArmResult(_Frozen):
+class ArmResult(Strict):
     """Duet mode: the base deployment's side of the run, measured at the same time as the head."""
 
     target: str
@@ -203,7 +200,7 @@ class ArmResult(_Frozen):
     endpoints: list[EndpointResult]
 
 
-class RunResult(_Frozen):
+class RunResult(Strict):
     schema_version: int = SCHEMA_VERSION
     meta: RunMeta
     aggregate: Stats

@@ -15,21 +15,20 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 from ddsketch.mapping import LogarithmicMapping
-from pydantic import BaseModel, ConfigDict
+
+from ci_perf.models import Frozen
 
 RELATIVE_ACCURACY = 0.01
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 
 
-class Sketch(BaseModel):
+class Sketch(Frozen):
     """A mergeable latency distribution in milliseconds (≤ 1 % relative error on quantiles).
 
     ``bins[i]`` counts the values whose DDSketch key is ``offset + i``; ``zeros``
     counts values too small to have a key (0 ms). ``count``, ``sum``, ``min`` and
     ``max`` are exact.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     offset: int = 0
     bins: list[int] = []

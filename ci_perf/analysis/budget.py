@@ -18,9 +18,8 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from ci_perf.config import EndpointBudget, PerformanceBudget
+from ci_perf.models import Frozen
 from ci_perf.results import AGGREGATE, MEASURES, RunResult, Stats
 
 NOT_MEASURED = "not measured: needs a server-metrics source"
@@ -38,11 +37,7 @@ RULES: dict[str, str] = {
 RuleStatus = Literal["pass", "fail", "no-data"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class BudgetCheck(_Frozen):
+class BudgetCheck(Frozen):
     endpoint: str
     rule: str
     label: str
@@ -54,14 +49,14 @@ class BudgetCheck(_Frozen):
     source: str  # "api_endpoints" or the override's glob
 
 
-class UnmeasuredRule(_Frozen):
+class UnmeasuredRule(Frozen):
     section: str
     rule: str
     limit: float
     reason: str = NOT_MEASURED
 
 
-class BudgetReport(_Frozen):
+class BudgetReport(Frozen):
     checks: list[BudgetCheck] = []
     unmeasured: list[UnmeasuredRule] = []
     unmatched_patterns: list[str] = []

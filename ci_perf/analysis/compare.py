@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ci_perf import sketches
 from ci_perf.analysis import stats
 from ci_perf.config import Comparison
+from ci_perf.models import Frozen
 from ci_perf.results import AGGREGATE, EndpointResult, EndpointWindow, RunResult, Stats, is_measured
 
 # metric → the Stats field compared (labels and units in results.MEASURES)
@@ -57,11 +57,7 @@ MODE_NOTES: dict[str, str] = {
 THROUGHPUT_NOTE = "not judged: with a fixed number of users, throughput follows latency"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class MetricComparison(_Frozen):
+class MetricComparison(Frozen):
     """One test. Latency metrics: ratios (current / baseline). Error rate: percentage points."""
 
     metric: str
@@ -80,13 +76,13 @@ class MetricComparison(_Frozen):
     note: str = ""
 
 
-class EndpointComparison(_Frozen):
+class EndpointComparison(Frozen):
     endpoint: str
     metrics: dict[str, MetricComparison]
     p95_history: list[float]  # oldest first, baseline runs only
 
 
-class BaselineRun(_Frozen):
+class BaselineRun(Frozen):
     """What the report shows of one history entry (for the trend chart)."""
 
     label: str
@@ -94,7 +90,7 @@ class BaselineRun(_Frozen):
     rps: float
 
 
-class ComparisonReport(_Frozen):
+class ComparisonReport(Frozen):
     mode: Mode
     mode_note: str
     baseline_runs: int

@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from ci_perf.errors import InputError
+from ci_perf.models import Frozen
 
 Mode = Literal["auto", "check", "record", "report"]
 CommentPolicy = Literal["always", "on-change", "never"]
@@ -28,11 +27,7 @@ _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off", ""}
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class ActionInputs(_Frozen):
+class ActionInputs(Frozen):
     target_url: str | None = None
     config: str = "ci-perf.yml"
     locustfile: str | None = None
@@ -48,7 +43,7 @@ class ActionInputs(_Frozen):
     trust_pr_config: bool = False
 
 
-class PullRequest(_Frozen):
+class PullRequest(Frozen):
     number: int
     head_sha: str
     head_ref: str
@@ -57,7 +52,7 @@ class PullRequest(_Frozen):
     fork: bool
 
 
-class ActionContext(_Frozen):
+class ActionContext(Frozen):
     inputs: ActionInputs
     event_name: str
     event: dict[str, Any]

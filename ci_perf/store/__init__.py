@@ -13,17 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
+from ci_perf.models import Frozen
 from ci_perf.results import RunResult
 
 MatchedOn = Literal["scenario", "load"]
 
 
-class IndexEntry(BaseModel):
+class IndexEntry(Frozen):
     """One recorded run, as listed in a store's index."""
-
-    model_config = ConfigDict(frozen=True)
 
     file: str
     scenario_key: str

@@ -22,10 +22,11 @@ import random
 import time
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from ci_perf.errors import GitHubError, InputError
 from ci_perf.github.gateway import GitHubGateway, Tree
+from ci_perf.models import Frozen
 from ci_perf.results import RunResult, parse_result
 from ci_perf.store import History, IndexEntry, index_entry, run_file_name, select_history
 
@@ -40,9 +41,7 @@ only deletes the history.
 """
 
 
-class DataIndex(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class DataIndex(Frozen):
     schema_version: int = 1
     runs: list[IndexEntry] = []
 
