@@ -18,13 +18,12 @@ import time
 
 import numpy as np
 
+from ci_perf.analysis.judge import judge
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Config, EndpointBudget, LoadSettings, PerformanceBudget
-from ci_perf.pipeline import analyse
 from ci_perf.report import render_markdown, render_terminal
-from ci_perf.results import CollectedEndpointWindow, CollectedRun, RunResult
+from ci_perf.results import CollectedEndpointWindow, CollectedRun, History, RunResult
 from ci_perf.sketches import _MAPPING, Sketch
-from ci_perf.store import History
 
 ENDPOINTS = 200
 WINDOWS = 70
@@ -78,7 +77,7 @@ def measure(requests: int) -> dict[str, float]:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     began = time.perf_counter()
     result = summarize_run(collected, load=LOAD, target="http://x", tool_version="bench")
-    report = analyse(config, result, history=History(runs=history))
+    report = judge(config.gate, result, history=History(runs=history)).report
     markdown = render_markdown(report)
     render_terminal(report)
     report.model_dump_json()

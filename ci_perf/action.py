@@ -17,29 +17,22 @@ from pathlib import Path
 from typing import TextIO
 
 from ci_perf.activities import Decision, decide
-from ci_perf.config import Config, load_config, parse_config, with_comparison
-from ci_perf.errors import (
-    EXIT_ENVIRONMENT,
-    EXIT_GATE_FAILED,
-    EXIT_PASS,
-    ConfigError,
-    GitHubError,
-    InputError,
-)
+from ci_perf.analysis.judge import Judgement
+from ci_perf.config import Config, Gate, load_config, parse_config, with_comparison, with_gate
+from ci_perf.errors import ConfigError, GitHubError, InputError
 from ci_perf.github.context import ActionContext, ActionInputs, PullRequest
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
 from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment
 from ci_perf.github.workflow import WorkflowLog, append_summary, write_outputs
 from ci_perf.junit import render_junit
-from ci_perf.pipeline import ProgressLine, analyse, run_pipeline, write_reports
-from ci_perf.report import Report, escape_markdown, render_terminal
+from ci_perf.pipeline import ProgressLine, baseline_history, conclude, run_pipeline
+from ci_perf.report import escape_markdown
 from ci_perf.results import RunResult, parse_result
 from ci_perf.store import BaselineStore
 from ci_perf.store.github_branch import DataBranchStore
 from ci_perf.store.local import LocalStore
 
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
-GATE_SECTIONS = ("performance_budget", "comparison")
 FORK_RECIPE = """\
 The token cannot write to this repository (a pull request from a fork gets a read-only token).
 The comment was written to {path}. To post it, use the fork-safe pair of workflows
@@ -51,9 +44,10 @@ The second workflow runs with a write token and never executes code from the pul
 
 @dataclass(frozen=True)
 class Judged:
-    """A report and where it lives, from a run or from an artifact."""
+    """A judgement, its rendered report and where it lives, from a run or from an artifact."""
 
-    report: Report
+    judgement: Judgement
+    markdown: str  # report.md: what the comment, the check and the job summary publish
     out_dir: Path
     head_sha: str | None
     pull: int | None
@@ -104,7 +98,7 @@ def _load_config(context: ActionContext) -> Config:
     return config.model_copy(update=updates)
 
 
-def _with_inputs(config: Config, inputs: ActionInputs) -> Config:
+def with_inputs(config: Config, inputs: ActionInputs) -> Config:
     """The workflow's say over the comparison: ``fail_on`` and ``baseline_url`` (duet mode)."""
     if inputs.fail_on is not None:  # already checked when the inputs were read
         config = with_comparison(config, fail_on=list(inputs.fail_on))
@@ -176,7 +170,7 @@ def _run(
         head_sha, branch = pull.head_sha, pull.head_ref
         child_environ["GITHUB_SHA"] = pull.head_sha  # the run belongs to the head, not the test merge commit
         out.info(f"baseline: {inputs.data_branch}, branch {config.comparison.baseline_branch}, merge base {prefer_sha}")
-    config = _with_inputs(config, inputs)
+    config = with_inputs(config, inputs)
     if config.comparison.baseline_target:
         out.info(f"duet mode: every request also goes to {config.comparison.baseline_target}")
     out_dir = context.resolve(inputs.out_dir)
@@ -201,7 +195,13 @@ def _run(
         out.info(f"recorded as a baseline run: {outcome.recorded_at}")
     elif decision.activity == "record-baseline":
         out.warning("the run was unreliable and was not recorded as a baseline")
-    return Judged(report=outcome.report, out_dir=out_dir, head_sha=head_sha, pull=pull.number if pull else None)
+    return Judged(
+        judgement=outcome.judgement,
+        markdown=outcome.markdown,
+        out_dir=out_dir,
+        head_sha=head_sha,
+        pull=pull.number if pull else None,
+    )
 
 
 def _gate_from_base(
@@ -225,21 +225,20 @@ def _gate_from_base(
     except ConfigError as exc:
         out.warning(f"the base branch's {path} is invalid, so this pull request's gate settings are used: {exc}")
         return config, []
-    base = _against(base, pull.base_ref)
-    changes = [
-        change for section in GATE_SECTIONS for change in _diff(section, _dump(base, section), _dump(config, section))
-    ]
+    gate = _against(base, pull.base_ref).gate
+    changes = gate_changes(gate, config.gate)
     if changes:
         out.warning(f"this pull request changes the gate; judged with {pull.base_ref}'s settings: {'; '.join(changes)}")
-    gated = config.model_copy(update={s: getattr(base, s) for s in GATE_SECTIONS})
     try:
-        return with_comparison(gated), changes  # the rules across sections hold for the mix too
+        return with_gate(config, gate), changes  # the rules across sections hold for the mix too
     except ValueError as exc:
         raise InputError(f"{path} on {pull.base_ref} and this pull request's load settings conflict: {exc}") from exc
 
 
-def _dump(config: Config, section: str) -> object:
-    return getattr(config, section).model_dump(mode="json")
+def gate_changes(base: Gate, head: Gate) -> list[str]:
+    """What the head's gate changes in the base's, one ``path: before → after`` line per changed setting."""
+    before, after = base.model_dump(mode="json"), head.model_dump(mode="json")
+    return [line for section in before for line in _diff(section, before[section], after[section])]
 
 
 def _diff(path: str, before: object, after: object) -> list[str]:
@@ -279,20 +278,15 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
     pull = gateway.pull(int(listed[0]["number"])) if listed else gateway.open_pull_with_head(head_sha)
     if pull is None:
         raise InputError(f"no open pull request has head {head_sha[:12]}; nothing to report on")
-    config = _with_inputs(_against(config, pull.base_ref), context.inputs)
+    config = with_inputs(_against(config, pull.base_ref), context.inputs)
     store = DataBranchStore(gateway, branch=context.inputs.data_branch, keep=context.inputs.keep_runs)
-    history = store.history(
-        scenario_key=result.meta.scenario_key,
-        load_key=result.meta.load_key,
-        branch=config.comparison.baseline_branch,
-        limit=config.comparison.history,
-        prefer_sha=gateway.merge_base(pull.base_sha, head_sha),
-    )
-    report = analyse(config, result, history=history)
+    prefer_sha = None if result.base is not None else gateway.merge_base(pull.base_sha, head_sha)
+    history = baseline_history(store, result, config.comparison, prefer_sha=prefer_sha)
     run_url = run.get("html_url") if isinstance(run.get("html_url"), str) else context.run_url
-    write_reports(report, out_dir, run_url=run_url)
-    out.stream.write(render_terminal(report))
-    return Judged(report=report, out_dir=out_dir, head_sha=head_sha, pull=pull.number)
+    judgement, markdown = conclude(
+        config.gate, result, history=history, out_dir=out_dir, echo=out.stream, run_url=run_url
+    )
+    return Judged(judgement=judgement, markdown=markdown, out_dir=out_dir, head_sha=head_sha, pull=pull.number)
 
 
 def _read_artifact(path: Path) -> RunResult:
@@ -310,8 +304,7 @@ def _read_artifact(path: Path) -> RunResult:
 def _publish(
     context: ActionContext, decision: Decision, judged: Judged, gateway: GitHubGateway | None, out: WorkflowLog
 ) -> int:
-    report, out_dir = judged.report, judged.out_dir
-    markdown = (out_dir / "report.md").read_text(encoding="utf-8")
+    report, markdown, out_dir = judged.judgement.report, judged.markdown, judged.out_dir
     (out_dir / "junit.xml").write_text(render_junit(report), encoding="utf-8")
     comment, check = CommentOutcome("skipped"), CheckOutcome("summary-only")
     failures: list[GitHubError] = []
@@ -359,8 +352,7 @@ def _publish(
     )
     if report.status == "fail":
         out.error(f"ci-perf {report.headline}")
-        return EXIT_GATE_FAILED
-    return EXIT_ENVIRONMENT if failures else EXIT_PASS
+    return judged.judgement.exit_code_after_publishing(failed=bool(failures))
 
 
 def _config_error_summary(message: str) -> str:

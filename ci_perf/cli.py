@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ci_perf import __version__
 from ci_perf.config import DEFAULT_CONFIG_NAME, config_schema, load_config, with_comparison
-from ci_perf.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_PASS, CiPerfError, InputError
+from ci_perf.errors import EXIT_BAD_INPUT, EXIT_PASS, CiPerfError, InputError
 
 if TYPE_CHECKING:
     from ci_perf.config import Config
@@ -203,15 +203,13 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ci_perf.config import Config
+    from ci_perf.config import Gate, load_gate
     from ci_perf.pipeline import compare_offline
 
     config_path = args.config or (Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None)
-    # without a config file: no budget, default comparison settings (the endpoints entry only
-    # satisfies the config's "locustfile or endpoints" rule; compare sends no load)
-    config = load_config(config_path) if config_path else Config(endpoints=["GET /"])  # type: ignore[list-item]
-    report = compare_offline(config, baseline=args.baseline, current=args.current, out_dir=args.out, echo=sys.stdout)
-    return EXIT_GATE_FAILED if report.status == "fail" else EXIT_PASS
+    gate = load_gate(config_path) if config_path else Gate()  # without a config: no budget, default comparison
+    judgement = compare_offline(gate, baseline=args.baseline, current=args.current, out_dir=args.out, echo=sys.stdout)
+    return judgement.exit_code
 
 
 if __name__ == "__main__":

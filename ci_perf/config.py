@@ -381,6 +381,16 @@ class Comparison(Strict):
     fail_on: list[Literal["budget", "regression"]] = ["budget", "regression"]
 
 
+class Gate(Strict):
+    """What a run is judged by: the budget and the comparison with the baseline.
+
+    A pull request is judged by its base branch's gate, replaced as a whole (the action).
+    """
+
+    performance_budget: PerformanceBudget = PerformanceBudget()
+    comparison: Comparison = Comparison()
+
+
 class StoreSettings(Strict):
     path: str = ".ci-perf"
 
@@ -418,6 +428,10 @@ class Config(Strict):
             )
         return self
 
+    @property
+    def gate(self) -> Gate:
+        return Gate(performance_budget=self.performance_budget, comparison=self.comparison)
+
     def break_limits(self) -> dict[str, float]:
         """Where a breakpoint run breaks: ``load.break_on``, else the budget's p95 and error rate."""
         source = self.load.break_on or BreakOn(
@@ -427,16 +441,22 @@ class Config(Strict):
         return {k: float(v) for k, v in source.model_dump().items() if v is not None}
 
 
+def with_gate(config: Config, gate: Gate) -> Config:
+    """``config`` judged by ``gate`` instead (e.g. the base branch's), checked across sections (ValueError if not)."""
+    try:
+        Config.model_validate({**config.model_dump(exclude_unset=True), **gate.model_dump()})
+    except ValidationError as exc:
+        raise ValueError("; ".join(_message(e, list(e["loc"])) for e in exc.errors())) from exc
+    return config.model_copy(update={"performance_budget": gate.performance_budget, "comparison": gate.comparison})
+
+
 def with_comparison(config: Config, **changes: object) -> Config:
     """``config`` with some comparison settings replaced, validated like the file (ValueError if not)."""
     try:
         comparison = Comparison.model_validate({**config.comparison.model_dump(), **changes})
-        Config.model_validate(
-            {**config.model_dump(exclude_unset=True), "comparison": comparison.model_dump()}
-        )  # rules across sections
     except ValidationError as exc:
         raise ValueError("; ".join(_message(e, list(e["loc"])) for e in exc.errors())) from exc
-    return config.model_copy(update={"comparison": comparison})
+    return with_gate(config, config.gate.model_copy(update={"comparison": comparison}))
 
 
 def config_schema() -> dict[str, Any]:
@@ -449,17 +469,47 @@ def config_schema() -> dict[str, Any]:
 
 def load_config(path: Path) -> Config:
     """Read and validate a config file, or raise one ``ConfigError`` a person can act on."""
+    return parse_config(_read(path), source=path)
+
+
+def load_gate(path: Path) -> Gate:
+    """Only the gate of a config file (``performance_budget``, ``comparison``): what ``compare`` needs.
+
+    The load settings are not read, so a file of another machine (a locustfile that is not here) judges too.
+    """
+    data, root = _parse_yaml(_read(path), source=path)
+    unknown = sorted(str(key) for key in data if key not in Config.model_fields)
+    if unknown:
+        guess = difflib.get_close_matches(unknown[0], list(Config.model_fields), n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else f"allowed: {', '.join(sorted(Config.model_fields))}"
+        raise ConfigError(f"{path}:{_line_of(root, [unknown[0]])}: {unknown[0]}: unknown key; {hint}")
     try:
-        text = path.read_text(encoding="utf-8")
+        return Gate.model_validate({key: data[key] for key in Gate.model_fields if key in data})
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source=path, root=root)) from exc
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such config file; create one (see `ci-perf schema`) or pass --config") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc})") from exc
-    return parse_config(text, source=path)
 
 
 def parse_config(text: str, *, source: Path, check_files: bool = True) -> Config:
     """Validate config text. ``check_files=False`` for a config read from another commit (no checkout)."""
+    data, root = _parse_yaml(text, source=source)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source=source, root=root)) from exc
+    return _resolve_paths(config, source=source, root=root) if check_files else config
+
+
+def _parse_yaml(text: str, *, source: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The top-level mapping and its node tree (for line numbers), or a ``ConfigError``."""
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -472,11 +522,7 @@ def parse_config(text: str, *, source: Path, check_files: bool = True) -> Config
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of settings like 'target: ...'")
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, source=source, root=root)) from exc
-    return _resolve_paths(config, source=source, root=root) if check_files else config
+    return data, root
 
 
 def _resolve_paths(config: Config, *, source: Path, root: yaml.Node | None) -> Config:

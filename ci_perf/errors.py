@@ -10,8 +10,8 @@ Every failure a user can cause or meet is one of these; anything else escaping
         └── GitHubError          GitHub's API failed after bounded retries
             └── PermissionDenied ... with 403: the workflow's token lacks a permission
 
-Exit code 1 (the gate failed) is not an error: it is a verdict, decided in
-``pipeline.py``. Exit code 0 is a pass.
+Exit code 1 (the gate failed) is not an error: it is a verdict, decided with
+exit code 0 (a pass) in one place, ``analysis.judge.Judgement``.
 """
 
 from __future__ import annotations

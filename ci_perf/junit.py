@@ -10,7 +10,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ci_perf.analysis.compare import METRICS
-from ci_perf.report import Report, describe_change, format_value
+from ci_perf.analysis.judge import Report, describe_change
+from ci_perf.formatting import format_value
 from ci_perf.results import MEASURES
 
 _SKIPPED = {"inconclusive", "no-baseline"}

@@ -1,7 +1,9 @@
-"""The composition root of ``ci-perf run``: readiness → Locust → summary → store → analysis → report.
+"""The pipeline every entry point runs: measure → history → judge → render → write (→ record).
 
-This is the one place that wires edges (Locust, the store, files, the terminal)
-to the pure core; every side effect it needs comes in as a parameter.
+``run_pipeline`` is ``ci-perf run`` (and the action's check and record paths, and the demo);
+``conclude`` is the tail that ``compare`` and the action's report mode share with it. This
+module wires the edges (Locust, the store, files, the terminal) to the pure core
+(``analysis.judge``); every side effect it needs comes in as a parameter.
 """
 
 from __future__ import annotations
@@ -16,17 +18,16 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from ci_perf import __version__
-from ci_perf.analysis.budget import check_budget
-from ci_perf.analysis.compare import compare_runs
+from ci_perf.analysis.judge import Judgement, Report, judge
 from ci_perf.analysis.summarize import summarize_run
-from ci_perf.config import Config, check_http_url
-from ci_perf.errors import EXIT_GATE_FAILED, EXIT_PASS, InputError
+from ci_perf.config import Comparison, Config, Gate, check_http_url
+from ci_perf.errors import InputError
 from ci_perf.gitinfo import detect_git
 from ci_perf.loadtest.readiness import wait_until_ready
 from ci_perf.loadtest.runner import check_extra_args, check_locustfile, run_locust
-from ci_perf.report import Report, build_report, render_markdown, render_terminal
-from ci_perf.results import RunResult, load_result, save_result
-from ci_perf.store import BaselineStore, History
+from ci_perf.report import render
+from ci_perf.results import History, RunResult, load_result, save_result
+from ci_perf.store import BaselineStore
 from ci_perf.store.local import LocalStore
 
 PLAIN_PROGRESS_EVERY_S = 10.0
@@ -35,9 +36,17 @@ PLAIN_PROGRESS_EVERY_S = 10.0
 @dataclass(frozen=True)
 class RunOutcome:
     result: RunResult
-    report: Report
-    exit_code: int
+    judgement: Judgement
+    markdown: str  # report.md, as published
     recorded_at: str | None
+
+    @property
+    def report(self) -> Report:
+        return self.judgement.report
+
+    @property
+    def exit_code(self) -> int:
+        return self.judgement.exit_code
 
 
 class ProgressLine:
@@ -94,6 +103,46 @@ def run_pipeline(
     request's merge-base commit (the history ends at its run when there is one);
     ``gate_changes`` are the budget/comparison settings a pull request changes (shown, not applied).
     """
+    result = measure(
+        config,
+        out_dir=out_dir,
+        target=target,
+        branch=branch,
+        extra_args=extra_args,
+        environ=environ,
+        cwd=cwd,
+        progress=progress,
+        echo=echo,
+    )
+    if store is None:
+        store = LocalStore(Path(config.store.path))
+    history = baseline_history(store, result, config.comparison, prefer_sha=prefer_sha)
+    judgement, markdown = conclude(
+        config.gate, result, history=history, out_dir=out_dir, echo=echo, run_url=run_url, gate_changes=gate_changes
+    )
+    recorded_at = None
+    if record:
+        if not result.meta.reliable:
+            if echo is not None:
+                echo.write("ci-perf: not recorded as a baseline: the run was unreliable\n")
+        else:
+            recorded_at = store.record(result)
+    return RunOutcome(result=result, judgement=judgement, markdown=markdown, recorded_at=recorded_at)
+
+
+def measure(
+    config: Config,
+    *,
+    out_dir: Path,
+    target: str | None,
+    branch: str | None,
+    extra_args: Sequence[str],
+    environ: Mapping[str, str],
+    cwd: Path,
+    progress: ProgressLine | None,
+    echo: TextIO | None,
+) -> RunResult:
+    """Readiness, the Locust run and its summary, saved as ``result.json``."""
     url = _target_flag(target) if target else config.target
     if not url:
         raise InputError("no target: set target: in the config or pass --target http://host:port")
@@ -105,14 +154,7 @@ def run_pipeline(
     if baseline_target:
         wait_until_ready(baseline_target, config.readiness)
     if config.load.workers and echo is not None:
-        load = config.load
-        echo.write(
-            f"ci-perf: waiting up to {load.worker_timeout:g} s for {load.workers} Locust worker(s) on "
-            f"{load.master_host}:{load.master_port}; start each with `ci-perf worker --config <this config> "
-            f"--master <this host>:{load.master_port}"
-            + (f" --baseline-target {baseline_target}" if baseline_target else "")
-            + "`\n"
-        )
+        echo.write(_workers_wanted(config))
         echo.flush()
     try:
         load_run = run_locust(
@@ -139,37 +181,62 @@ def run_pipeline(
     )
     save_result(result, out_dir / "result.json")
     load_run.collected_path.unlink(missing_ok=True)  # result.json holds all of it now
-    if store is None:
-        store = LocalStore(Path(config.store.path))
-    history = (
-        History()  # duet: the baseline is the base deployment, measured in this very run
-        if result.base is not None
-        else store.history(
-            scenario_key=result.meta.scenario_key,
-            load_key=result.meta.load_key,
-            branch=config.comparison.baseline_branch,
-            limit=config.comparison.history,
-            prefer_sha=prefer_sha,
-        )
+    return result
+
+
+def _workers_wanted(config: Config) -> str:
+    load, baseline_target = config.load, config.comparison.baseline_target
+    return (
+        f"ci-perf: waiting up to {load.worker_timeout:g} s for {load.workers} Locust worker(s) on "
+        f"{load.master_host}:{load.master_port}; start each with `ci-perf worker --config <this config> "
+        f"--master <this host>:{load.master_port}"
+        + (f" --baseline-target {baseline_target}" if baseline_target else "")
+        + "`\n"
     )
-    report = analyse(config, result, history=history, gate_changes=gate_changes)
-    write_reports(report, out_dir, run_url=run_url)
+
+
+def baseline_history(
+    store: BaselineStore, result: RunResult, comparison: Comparison, *, prefer_sha: str | None = None
+) -> History:
+    """The runs ``result`` is compared with; none in duet mode (the base arm of the same run is the baseline)."""
+    if result.base is not None:
+        return History()
+    return store.history(
+        scenario_key=result.meta.scenario_key,
+        load_key=result.meta.load_key,
+        branch=comparison.baseline_branch,
+        limit=comparison.history,
+        prefer_sha=prefer_sha,
+    )
+
+
+def conclude(
+    gate: Gate,
+    result: RunResult,
+    *,
+    history: History,
+    out_dir: Path,
+    echo: TextIO | None,
+    run_url: str | None = None,
+    gate_changes: Sequence[str] = (),
+) -> tuple[Judgement, str]:
+    """The common tail of every entry point: judge, render, write ``report.md``/``report.json``, print.
+
+    Returns the judgement and the rendered markdown (what the comment, check and summary publish).
+    """
+    judgement = judge(gate, result, history=history, gate_changes=gate_changes)
+    rendered = render(judgement.report, run_url=run_url)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(rendered.markdown, encoding="utf-8")
+    (out_dir / "report.json").write_text(rendered.json, encoding="utf-8")
     if echo is not None:
-        echo.write(render_terminal(report))
+        echo.write(rendered.terminal)
         echo.flush()
-    recorded_at = None
-    if record:
-        if not result.meta.reliable:
-            if echo is not None:
-                echo.write("ci-perf: not recorded as a baseline: the run was unreliable\n")
-        else:
-            recorded_at = store.record(result)
-    exit_code = EXIT_GATE_FAILED if report.status == "fail" else EXIT_PASS  # the one place both are decided
-    return RunOutcome(result=result, report=report, exit_code=exit_code, recorded_at=recorded_at)
+    return judgement, rendered.markdown
 
 
-def compare_offline(config: Config, *, baseline: Path, current: Path, out_dir: Path, echo: TextIO | None) -> Report:
-    """``ci-perf compare``: the same analysis as ``run`` on results already recorded.
+def compare_offline(gate: Gate, *, baseline: Path, current: Path, out_dir: Path, echo: TextIO | None) -> Judgement:
+    """``ci-perf compare``: the same judgement as ``run`` on results already recorded.
 
     ``baseline`` is a store directory (its runs of the current run's scenario on the baseline
     branch, else of the same load) or a single result file.
@@ -179,24 +246,16 @@ def compare_offline(config: Config, *, baseline: Path, current: Path, out_dir: P
         store = LocalStore(baseline)
         if not store.entries():
             raise InputError(f"{baseline}: no recorded runs (expected a ci-perf store with index.jsonl)")
-        history = store.history(
-            scenario_key=result.meta.scenario_key,
-            load_key=result.meta.load_key,
-            branch=config.comparison.baseline_branch,
-            limit=config.comparison.history,
-        )
-        if not history.runs:
+        history = baseline_history(store, result, gate.comparison)
+        if not history.runs and result.base is None:
             raise InputError(
-                f"{baseline}: no run of this scenario on branch '{config.comparison.baseline_branch}'; "
+                f"{baseline}: no run of this scenario on branch '{gate.comparison.baseline_branch}'; "
                 "set comparison.baseline_branch or pass one result file"
             )
     else:
         history = History(runs=[load_result(baseline)])
-    report = analyse(config, result, history=history)
-    write_reports(report, out_dir)
-    if echo is not None:
-        echo.write(render_terminal(report))
-    return report
+    judgement, _ = conclude(gate, result, history=history, out_dir=out_dir, echo=echo)
+    return judgement
 
 
 def shared_host_warning(target: str, baseline_target: str) -> list[str]:
@@ -220,27 +279,3 @@ def _target_flag(target: str) -> str:
         return check_http_url(target)
     except ValueError as exc:
         raise InputError(f"--target: {exc}") from exc
-
-
-def analyse(config: Config, result: RunResult, *, history: History, gate_changes: Sequence[str] = ()) -> Report:
-    """The pure core: budget and comparison of one result with its history."""
-    comparison = compare_runs(result, history.runs, settings=config.comparison, matched_on=history.matched_on)
-    budget = check_budget(config.performance_budget, result)
-    return build_report(
-        meta=result.meta,
-        aggregate=result.aggregate,
-        endpoint_stats=[(e.name, e.stats, e.errors) for e in result.endpoints],
-        budget=budget,
-        comparison=comparison,
-        settings=config.comparison,
-        baseline_anchor=history.anchor_sha,
-        gate_changes=gate_changes,
-        capacity=result.capacity,
-        open_model=result.open_model,
-    )
-
-
-def write_reports(report: Report, out_dir: Path, *, run_url: str | None = None) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.md").write_text(render_markdown(report, run_url=run_url), encoding="utf-8")
-    (out_dir / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")

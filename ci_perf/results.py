@@ -11,6 +11,7 @@ not know with a clear message.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -243,3 +244,15 @@ def parse_result(text: str, *, source: str) -> RunResult:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise InputError(f"{source}: not a ci-perf result ({field}: {first['msg']})") from exc
+
+
+MatchedOn = Literal["scenario", "load"]
+
+
+@dataclass(frozen=True)
+class History:
+    """The baseline runs (oldest first) and how they were chosen (``store.BaselineStore.history``)."""
+
+    runs: list[RunResult] = field(default_factory=list)
+    matched_on: MatchedOn = "scenario"
+    anchor_sha: str | None = None  # the merge-base commit whose run ends the history, when one was found

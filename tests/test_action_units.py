@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from ci_perf.action import _diff, _with_inputs
+from ci_perf.action import gate_changes, with_inputs
 from ci_perf.activities import decide
-from ci_perf.config import Config, EndpointBudget, LoadSettings, PerformanceBudget
+from ci_perf.analysis.judge import judge
+from ci_perf.config import Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget
 from ci_perf.errors import InputError
 from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.workflow import WorkflowLog, write_outputs
 from ci_perf.junit import render_junit
-from ci_perf.pipeline import analyse
-from ci_perf.store import History
+from ci_perf.results import History
 from tests.test_store import _run
 
 
@@ -139,18 +139,14 @@ def test_off_actions_no_workflow_commands_and_no_secret_is_printed() -> None:
 
 
 def test_a_changed_gate_is_listed_setting_by_setting() -> None:
-    before = Config(
-        endpoints=["GET /"], performance_budget=PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=200))
-    )  # type: ignore[list-item]
+    before = Gate(performance_budget=PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=200)))
     after = before.model_copy(
         update={"performance_budget": PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=300))}
     )
-    changes = _diff(
-        "performance_budget",
-        before.performance_budget.model_dump(mode="json"),
-        after.performance_budget.model_dump(mode="json"),
+    changes = gate_changes(
+        before, after.model_copy(update={"comparison": after.comparison.model_copy(update={"q": 0.05})})
     )
-    assert changes == ["performance_budget.api_endpoints.p95_latency_ms: 200 → 300"]
+    assert changes == ["performance_budget.api_endpoints.p95_latency_ms: 200 → 300", "comparison.q: 0.01 → 0.05"]
 
 
 def test_junit_has_a_case_per_budget_rule_and_per_regression_check() -> None:
@@ -159,7 +155,7 @@ def test_junit_has_a_case_per_budget_rule_and_per_regression_check() -> None:
         load=LoadSettings(users=10, duration=10, warmup=2),
         performance_budget=PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=1, p50_latency_ms=100)),
     )
-    report = analyse(config, _run(endpoints=("GET /a<script>",)), history=History(runs=[_run(), _run()]))
+    report = judge(config.gate, _run(endpoints=("GET /a<script>",)), history=History(runs=[_run(), _run()])).report
     root = ET.fromstring(render_junit(report))
     budget, regressions = root.findall("testsuite")
     assert budget.get("tests") == str(len(report.budget.checks))
@@ -171,8 +167,8 @@ def test_junit_has_a_case_per_budget_rule_and_per_regression_check() -> None:
 
 def test_the_baseline_url_input_turns_on_duet_mode_and_is_checked() -> None:
     config = Config(endpoints=["GET /"])  # type: ignore[list-item]
-    duet = _with_inputs(config, ActionInputs(baseline_url="https://staging.example.com/", fail_on=("budget",)))
+    duet = with_inputs(config, ActionInputs(baseline_url="https://staging.example.com/", fail_on=("budget",)))
     assert duet.comparison.baseline_target == "https://staging.example.com"
     assert duet.comparison.fail_on == ["budget"]
     with pytest.raises(InputError, match="input baseline_url: 'staging' is not an http"):
-        _with_inputs(config, ActionInputs(baseline_url="staging"))
+        with_inputs(config, ActionInputs(baseline_url="staging"))

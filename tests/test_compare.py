@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ci_perf.analysis.compare import compare_runs
+from ci_perf.analysis.judge import judge
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, Config, LoadSettings
-from ci_perf.pipeline import analyse
-from ci_perf.results import RunResult
-from ci_perf.store import History
+from ci_perf.results import History, RunResult
 from tests.conftest import collected_run
 
 LOAD = LoadSettings(users=10, duration=10, warmup=0)
@@ -87,10 +86,10 @@ def test_the_gate_fails_on_a_regression_only_when_asked() -> None:
     history = _history(10, cv=0.01)
     current = _run(1.0, slow=1.25, start=5_000.0)
     config = Config(endpoints=["GET /slow"])  # type: ignore[list-item]
-    failing = analyse(config, current, history=History(runs=history))
+    failing = judge(config.gate, current, history=History(runs=history)).report
     assert failing.status == "fail"
     assert failing.headline.startswith("failed: 7 regressions (GET /slow p50 +24.4 % [+21.1 %, +27.8 %]")
     budget_only = config.model_copy(update={"comparison": Comparison(fail_on=["budget"])})
-    passing = analyse(budget_only, current, history=History(runs=history))
+    passing = judge(budget_only.gate, current, history=History(runs=history)).report
     assert passing.status == "pass"
     assert passing.headline.startswith("passed: 7 regressions (not gating)")

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from ci_perf.config import Config, EndpointBudget, PerformanceBudget
+from ci_perf.analysis.judge import Report, judge
+from ci_perf.config import EndpointBudget, Gate, PerformanceBudget
 from ci_perf.errors import GitHubError
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
 from ci_perf.github.publish import publish_check, upsert_comment
-from ci_perf.pipeline import analyse
-from ci_perf.report import MARKER, Report, render_markdown
-from ci_perf.store import History
+from ci_perf.report import MARKER, render_markdown
+from ci_perf.results import History
 from tests.fake_github import FakeGitHub
 from tests.test_store import _run
 
@@ -22,7 +22,7 @@ TOKEN = "ghs_installation"
 
 def _report(p95_budget_ms: float) -> Report:
     budget = PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=p95_budget_ms))
-    return analyse(Config(endpoints=["GET /a"], performance_budget=budget), _run(), history=History())  # type: ignore[list-item]
+    return judge(Gate(performance_budget=budget), _run(), history=History()).report
 
 
 FAILING, PASSING = _report(1.0), _report(1_000.0)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ci_perf.analysis.judge import judge
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Config, EndpointBudget, LoadSettings, PerformanceBudget
-from ci_perf.pipeline import analyse
 from ci_perf.report import (
     COMMENT_LIMIT,
     MARKER,
@@ -18,8 +18,7 @@ from ci_perf.report import (
     render_terminal,
     sparkline,
 )
-from ci_perf.results import RunResult
-from ci_perf.store import History
+from ci_perf.results import History, RunResult
 from tests.conftest import collected_run
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -59,7 +58,7 @@ def test_failing_report_matches_the_golden_markdown() -> None:
         for i, speed in enumerate((0.98, 1.02, 1.0), start=1)
     ]
     current = _run(52.0, sha="c" * 40, failures=3, start=2_000.0)
-    report = analyse(CONFIG, current, history=History(runs=history))
+    report = judge(CONFIG.gate, current, history=History(runs=history)).report
     assert report.status == "fail"
     markdown = render_markdown(report)
     _check_golden("report_fail.md", markdown)
@@ -67,14 +66,14 @@ def test_failing_report_matches_the_golden_markdown() -> None:
 
 
 def test_passing_report_without_baseline_matches_the_golden_markdown() -> None:
-    report = analyse(CONFIG, _run(30.0, sha="a" * 40), history=History())
+    report = judge(CONFIG.gate, _run(30.0, sha="a" * 40), history=History()).report
     assert report.status == "pass"
     _check_golden("report_pass.md", render_markdown(report))
 
 
 def test_report_names_the_violation_and_the_delta() -> None:
     history = [_run(40.0, sha="b" * 40)]
-    report = analyse(CONFIG, _run(52.0, sha="c" * 40), history=History(runs=history))
+    report = judge(CONFIG.gate, _run(52.0, sha="c" * 40), history=History(runs=history)).report
     markdown = render_markdown(report)
     assert markdown.startswith(MARKER)
     assert "regressions, 1 budget violation" in markdown
@@ -112,7 +111,7 @@ def test_hostile_endpoint_names_and_messages_cannot_break_the_comment() -> None:
     )
     collected = collected.model_copy(update={"windows": [failing, *collected.windows[1:]]})
     result = summarize_run(collected, load=LoadSettings(duration=10, warmup=0), target="http://x", tool_version="t")
-    markdown = render_markdown(analyse(CONFIG, result, history=History()))
+    markdown = render_markdown(judge(CONFIG.gate, result, history=History()).report)
     for bad in ("<img", "@admin", "<b>", "@team", "![](", "`y`"):
         assert bad not in markdown
 
@@ -123,7 +122,7 @@ def test_the_comment_never_exceeds_githubs_limit_and_says_what_was_cut() -> None
     budget = CONFIG.model_copy(
         update={"performance_budget": PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=1))}
     )
-    report = analyse(budget, result, history=History())
+    report = judge(budget.gate, result, history=History()).report
     markdown = render_markdown(report)
     assert len(markdown) <= COMMENT_LIMIT
     assert "more endpoints not shown" in markdown

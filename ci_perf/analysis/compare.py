@@ -139,56 +139,14 @@ def compare_runs(
     names = [e.name for e in current.endpoints] + [AGGREGATE]
     tests: list[_Test] = []
     histories: dict[str, list[float]] = {}
-    measured_from = current.meta.measured_from
     for name in names:
-        now = _stats(current.aggregate, current.endpoints, name)
-        if duet:
-            before = [s for s in [_stats(duet.aggregate, duet.endpoints, name)] if s is not None]
-        else:
-            before = [s for s in (_stats(run.aggregate, run.endpoints, name) for run in baseline) if s is not None]
+        before = _baseline_stats(current, baseline, name)
         histories[name] = [s.p95_ms for s in before if s.p95_ms is not None] if not duet else []
-        # windows are tested in single-baseline and duet modes; history mode judges run-level values
-        windows: tuple[list[EndpointWindow], list[EndpointWindow]] = ([], [])
-        if mode == "single":
-            windows = (
-                _windows(current.endpoints, measured_from, name),
-                [w for run in baseline for w in _windows(run.endpoints, run.meta.measured_from, name)],
-            )
-        elif duet:
-            windows = _paired(
-                _windows(current.endpoints, measured_from, name), _windows(duet.endpoints, measured_from, name)
-            )
-        for metric, field in _STATS_METRICS.items():
-            values = [v for v in (getattr(s, field) for s in before) if v is not None]
-            base_value = statistics.median(values) if values else None
-            now_value = getattr(now, field) if now is not None else None
-            shown = MetricComparison(
-                metric=metric,
-                baseline=base_value,
-                current=now_value,
-                delta_percent=delta_percent(base_value, now_value),
-                baseline_runs=len(values),
-                scale="points" if metric == "error_rate" else "ratio",
-            )
-            if metric == "rps":
-                tests.append(_Test(name, metric, shown.model_copy(update={"note": THROUGHPUT_NOTE}), None, "skip"))
-                continue
-            if not before or now is None or now.requests == 0:
-                tests.append(_Test(name, metric, shown, None, "no-baseline"))
-                continue
-            estimate = _estimate(metric, mode, now, before, windows, settings=settings, rng=rng)
-            tests.append(_Test(name, metric, shown, estimate))
+        tests += _endpoint_tests(current, baseline, name, before, mode=mode, settings=settings, rng=rng)
     capacity = _capacity_test(current, baseline, settings=settings)
     if capacity is not None:
         tests.append(capacity)
-    judged = [(t, t.estimate) for t in tests if t.estimate is not None]
-    # regressions and improvements are two families, each adjusted over every test of the report
-    worse = stats.benjamini_hochberg([e.p_down if t.higher_is_better else e.p_up for t, e in judged])
-    better = stats.benjamini_hochberg([e.p_up if t.higher_is_better else e.p_down for t, e in judged])
-    # (increase, decrease) for each test, whichever family each direction belongs to
-    adjusted = {
-        id(t): ((b, w) if t.higher_is_better else (w, b)) for (t, _), w, b in zip(judged, worse, better, strict=True)
-    }
+    adjusted = _adjusted(tests)
     reasons = current.meta.unreliable_reasons
     results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
     for test in tests:
@@ -205,6 +163,72 @@ def compare_runs(
             BaselineRun(label=_label(run), p95_ms=run.aggregate.p95_ms, rps=run.aggregate.rps) for run in baseline
         ],
     )
+
+
+def _baseline_stats(current: RunResult, baseline: Sequence[RunResult], name: str) -> list[Stats]:
+    """The endpoint's stats in each baseline run, or in the run's own base arm (duet)."""
+    runs = [current.base] if current.base else baseline
+    return [s for s in (_stats(run.aggregate, run.endpoints, name) for run in runs) if s is not None]
+
+
+def _endpoint_tests(
+    current: RunResult,
+    baseline: Sequence[RunResult],
+    name: str,
+    before: list[Stats],
+    *,
+    mode: Mode,
+    settings: Comparison,
+    rng: np.random.Generator,
+) -> list[_Test]:
+    """One test per metric of one endpoint (or the aggregate), before the report-wide adjustment."""
+    now = _stats(current.aggregate, current.endpoints, name)
+    measured_from = current.meta.measured_from
+    # windows are tested in single-baseline and duet modes; history mode judges run-level values
+    windows: tuple[list[EndpointWindow], list[EndpointWindow]] = ([], [])
+    if mode == "single":
+        windows = (
+            _windows(current.endpoints, measured_from, name),
+            [w for run in baseline for w in _windows(run.endpoints, run.meta.measured_from, name)],
+        )
+    elif current.base:
+        windows = _paired(
+            _windows(current.endpoints, measured_from, name), _windows(current.base.endpoints, measured_from, name)
+        )
+    tests = []
+    for metric, field in _STATS_METRICS.items():
+        values = [v for v in (getattr(s, field) for s in before) if v is not None]
+        base_value = statistics.median(values) if values else None
+        now_value = getattr(now, field) if now is not None else None
+        shown = MetricComparison(
+            metric=metric,
+            baseline=base_value,
+            current=now_value,
+            delta_percent=delta_percent(base_value, now_value),
+            baseline_runs=len(values),
+            scale="points" if metric == "error_rate" else "ratio",
+        )
+        if metric == "rps":
+            tests.append(_Test(name, metric, shown.model_copy(update={"note": THROUGHPUT_NOTE}), None, "skip"))
+        elif not before or now is None or now.requests == 0:
+            tests.append(_Test(name, metric, shown, None, "no-baseline"))
+        else:
+            estimate = _estimate(metric, mode, now, before, windows, settings=settings, rng=rng)
+            tests.append(_Test(name, metric, shown, estimate))
+    return tests
+
+
+def _adjusted(tests: Sequence[_Test]) -> dict[int, tuple[float, float]]:
+    """(increase, decrease) adjusted p-values per test, by ``id``.
+
+    Regressions and improvements are two families, each adjusted over every test of the report.
+    """
+    judged = [(t, t.estimate) for t in tests if t.estimate is not None]
+    worse = stats.benjamini_hochberg([e.p_down if t.higher_is_better else e.p_up for t, e in judged])
+    better = stats.benjamini_hochberg([e.p_up if t.higher_is_better else e.p_down for t, e in judged])
+    return {
+        id(t): ((b, w) if t.higher_is_better else (w, b)) for (t, _), w, b in zip(judged, worse, better, strict=True)
+    }
 
 
 def _stats(aggregate: Stats, endpoints: Sequence[EndpointResult], name: str) -> Stats | None:
@@ -292,6 +316,17 @@ def _estimate(
     )
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """What the verdict rule found for one estimate (see ``_rule``)."""
+
+    worse: bool
+    better: bool
+    detectable: bool
+    needed: float  # × the requests that would make the wanted change detectable
+    wanted: str  # the smallest change worth a verdict, in words
+
+
 def _decide(
     test: _Test,
     adjusted: tuple[float, float] | None,
@@ -310,8 +345,7 @@ def _decide(
     estimate = test.estimate
     if estimate is None:
         return shown.model_copy(update={"verdict": "inconclusive", "note": "not enough data for a test"})
-    points = shown.scale == "points"
-    scale = (lambda x: x) if points else (lambda x: 100 * math.expm1(x))
+    scale = (lambda x: x) if shown.scale == "points" else (lambda x: 100 * math.expm1(x))
     up, down = adjusted or (1.0, 1.0)
     increased = estimate.effect >= 0
     update: dict[str, object] = {
@@ -322,44 +356,48 @@ def _decide(
         "p_adjusted": up if increased else down,
         "mde": scale(estimate.mde),
     }
-    up_significant, down_significant = up < settings.q, down < settings.q
-    if test.higher_is_better:  # a drop is the regression (capacity)
-        bound = math.log1p(settings.min_effect_percent / 100)
-        worse = down_significant and estimate.high < -bound
-        better = up_significant and estimate.low > bound
-        detectable = estimate.mde <= bound
-        needed = (estimate.mde / bound) ** 2 if bound > 0 else math.inf
-        wanted = f"{settings.min_effect_percent:g} %"
-    elif points:
-        floor = settings.min_error_rate_points
-        worse = up_significant and estimate.low > floor
-        better = down_significant and estimate.high < -floor
-        detectable = estimate.mde <= floor
-        needed = (estimate.mde / floor) ** 2 if floor > 0 else math.inf
-        wanted = f"{floor:g} points"
-    else:
-        change = abs((shown.current or 0.0) - (shown.baseline or 0.0))
-        large = change > settings.min_abs_ms
-        bound = math.log1p(settings.min_effect_percent / 100)
-        worse = up_significant and large and estimate.low > bound
-        better = down_significant and large and estimate.high < -bound
-        detectable = estimate.mde <= bound
-        needed = (estimate.mde / bound) ** 2 if bound > 0 else math.inf
-        wanted = f"{settings.min_effect_percent:g} %"
-    if unreliable and (worse or better):
+    rule = _rule(test, estimate, up_significant=up < settings.q, down_significant=down < settings.q, settings=settings)
+    if unreliable and (rule.worse or rule.better):
         update |= {"verdict": "inconclusive", "note": "the run was unreliable: " + "; ".join(unreliable)}
-    elif worse:
+    elif rule.worse:
         update["verdict"] = "regression"
-    elif better:
+    elif rule.better:
         update["verdict"] = "improvement"
-    elif not detectable:
-        note = f"this comparison cannot detect a {wanted} change"
-        if sampling_limited and math.isfinite(needed):
-            note += f"; about {math.ceil(needed)}× the requests (users × duration) would"
+    elif not rule.detectable:
+        note = f"this comparison cannot detect a {rule.wanted} change"
+        if sampling_limited and math.isfinite(rule.needed):
+            note += f"; about {math.ceil(rule.needed)}× the requests (users × duration) would"
         update |= {"verdict": "inconclusive", "note": note}
     else:
         update["verdict"] = "unchanged"
     return shown.model_copy(update=update)
+
+
+def _rule(
+    test: _Test, estimate: stats.Estimate, *, up_significant: bool, down_significant: bool, settings: Comparison
+) -> _Rule:
+    """Significant *and* beyond the smallest change worth a verdict (and, for latency, ``min_abs_ms``)."""
+    shown = test.base
+    if shown.scale == "points":
+        floor = settings.min_error_rate_points
+        return _Rule(
+            worse=up_significant and estimate.low > floor,
+            better=down_significant and estimate.high < -floor,
+            detectable=estimate.mde <= floor,
+            needed=(estimate.mde / floor) ** 2 if floor > 0 else math.inf,
+            wanted=f"{floor:g} points",
+        )
+    bound = math.log1p(settings.min_effect_percent / 100)
+    needed = (estimate.mde / bound) ** 2 if bound > 0 else math.inf
+    wanted = f"{settings.min_effect_percent:g} %"
+    if test.higher_is_better:  # a drop is the regression (capacity)
+        worse = down_significant and estimate.high < -bound
+        better = up_significant and estimate.low > bound
+    else:
+        large = abs((shown.current or 0.0) - (shown.baseline or 0.0)) > settings.min_abs_ms
+        worse = up_significant and large and estimate.low > bound
+        better = down_significant and large and estimate.high < -bound
+    return _Rule(worse=worse, better=better, detectable=estimate.mde <= bound, needed=needed, wanted=wanted)
 
 
 def _capacity_test(current: RunResult, baseline: Sequence[RunResult], *, settings: Comparison) -> _Test | None:

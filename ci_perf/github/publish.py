@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ci_perf.analysis.judge import Report
 from ci_perf.errors import PermissionDenied
 from ci_perf.github.gateway import GitHubGateway
-from ci_perf.report import MARKER, Report, fingerprint_in
+from ci_perf.report import MARKER, fingerprint_in
 
 CHECK_NAME = "ci-perf"
 CHECK_TEXT_LIMIT = 65_535

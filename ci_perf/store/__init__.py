@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from ci_perf.models import Frozen
-from ci_perf.results import RunResult
-
-MatchedOn = Literal["scenario", "load"]
+from ci_perf.results import History, MatchedOn, RunResult
 
 
 class IndexEntry(Frozen):
@@ -28,15 +26,6 @@ class IndexEntry(Frozen):
     branch: str | None
     sha: str | None
     ended_at: float
-
-
-@dataclass(frozen=True)
-class History:
-    """The baseline runs (oldest first) and how they were chosen."""
-
-    runs: list[RunResult] = field(default_factory=list)
-    matched_on: MatchedOn = "scenario"
-    anchor_sha: str | None = None  # the merge-base commit whose run ends the history, when one was found
 
 
 @dataclass(frozen=True)

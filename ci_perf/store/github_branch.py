@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from ci_perf.errors import GitHubError, InputError
 from ci_perf.github.gateway import GitHubGateway, Tree
 from ci_perf.models import Frozen
-from ci_perf.results import RunResult, parse_result
-from ci_perf.store import History, IndexEntry, index_entry, run_file_name, select_history
+from ci_perf.results import History, RunResult, parse_result
+from ci_perf.store import IndexEntry, index_entry, run_file_name, select_history
 
 INDEX = "index.json"
 MAX_ATTEMPTS = 8

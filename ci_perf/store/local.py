@@ -17,8 +17,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ci_perf.errors import InputError
-from ci_perf.results import RunResult, load_result, save_result
-from ci_perf.store import History, IndexEntry, index_entry, run_file_name, select_history
+from ci_perf.results import History, RunResult, load_result, save_result
+from ci_perf.store import IndexEntry, index_entry, run_file_name, select_history
 
 
 class LocalStore:

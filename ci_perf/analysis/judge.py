@@ -1,0 +1,241 @@
+"""The judgement: one run against its gate and its history → a report and an exit code.
+
+Pure: a result, the gate settings (``config.Gate``) and the baseline history in, a ``Judgement``
+out; no I/O, no clock. This is the one place where pass/fail and the exit code are decided:
+the gate fails on budget violations and/or regressions, as ``comparison.fail_on`` says.
+Every entry point — ``ci-perf run``, ``compare``, ``demo`` and the action's check, record and
+report paths — calls ``judge`` and then renders its report (``report.py``, ``junit.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Literal
+
+from ci_perf.analysis.budget import BudgetReport, check_budget
+from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison, MetricComparison, compare_runs
+from ci_perf.config import Comparison, Gate
+from ci_perf.errors import EXIT_ENVIRONMENT, EXIT_GATE_FAILED, EXIT_PASS
+from ci_perf.formatting import format_delta, format_points, format_rps, format_value, plural
+from ci_perf.models import Frozen
+from ci_perf.results import (
+    AGGREGATE,
+    MEASURES,
+    Capacity,
+    ErrorCount,
+    History,
+    OpenModelResult,
+    RunMeta,
+    RunResult,
+    Stats,
+)
+
+
+class EndpointRow(Frozen):
+    name: str
+    stats: Stats
+    comparison: EndpointComparison | None
+    budget: Literal["pass", "fail", "none"]
+    errors: list[ErrorCount]
+
+
+class Report(Frozen):
+    status: Literal["pass", "fail"]
+    headline: str
+    gate_reasons: list[str]
+    comparison_settings: Comparison
+    meta: RunMeta
+    aggregate: EndpointRow
+    endpoints: list[EndpointRow]
+    budget: BudgetReport
+    comparison: ComparisonReport | None
+    notes: list[str]
+    baseline_anchor: str | None = None  # the merge-base commit whose run ends the history
+    capacity: Capacity | None = None  # breakpoint runs
+    open_model: OpenModelResult | None = None  # arrival-rate runs
+    gate_changes: list[str] = []  # budget/comparison settings a pull request changes (shown, not applied)
+
+    @property
+    def verdict(self) -> Literal["pass", "fail", "inconclusive"]:
+        """The action's output: ``inconclusive`` when the gate passed but could not judge.
+
+        That is an unreliable run (no regression verdicts), or a run with neither a budget
+        rule nor a baseline to be checked against.
+        """
+        if self.status == "fail":
+            return "fail"
+        nothing_checked = not self.budget.checks and (self.comparison is None or self.comparison.mode == "none")
+        return "inconclusive" if not self.meta.reliable or nothing_checked else "pass"
+
+    @property
+    def regressions(self) -> list[tuple[str, MetricComparison]]:
+        return self.comparison.with_verdict("regression") if self.comparison else []
+
+    def fingerprint(self) -> str:
+        """What ``comment: on-change`` compares: the gate, each budget rule's status, each verdict."""
+        parts: list[str] = [self.status]
+        parts += sorted(f"{c.endpoint}|{c.rule}|{c.status}" for c in self.budget.checks)
+        if self.comparison:
+            parts += sorted(
+                f"{e.endpoint}|{m.metric}|{m.verdict}" for e in self.comparison.endpoints for m in e.metrics.values()
+            )
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def build_report(
+    *,
+    meta: RunMeta,
+    aggregate: Stats,
+    endpoint_stats: Sequence[tuple[str, Stats, list[ErrorCount]]],
+    budget: BudgetReport,
+    comparison: ComparisonReport | None,
+    settings: Comparison,
+    baseline_anchor: str | None = None,
+    gate_changes: Sequence[str] = (),
+    capacity: Capacity | None = None,
+    open_model: OpenModelResult | None = None,
+) -> Report:
+    """Decide pass/fail from the budget and the regressions (per ``fail_on``) and word the headline."""
+    failing = {c.endpoint for c in budget.violations}
+    checked = {c.endpoint for c in budget.checks}
+
+    def row(name: str, stats: Stats, errors: list[ErrorCount]) -> EndpointRow:
+        return EndpointRow(
+            name=name,
+            stats=stats,
+            comparison=comparison.for_endpoint(name) if comparison else None,
+            budget="fail" if name in failing else "pass" if name in checked else "none",
+            errors=errors,
+        )
+
+    rows = [row(name, stats, errors) for name, stats, errors in endpoint_stats]
+    aggregate_row = row(AGGREGATE, aggregate, [])
+    fail_on, baseline_branch = settings.fail_on, settings.baseline_branch
+    regressions = comparison.with_verdict("regression") if comparison else []
+    reasons = []
+    if "regression" in fail_on and regressions:
+        reasons.append(plural(len(regressions), "regression"))
+    if "budget" in fail_on and budget.violations:
+        reasons.append(plural(len(budget.violations), "budget violation"))
+    notes = _notes(meta=meta, budget=budget, comparison=comparison, baseline_branch=baseline_branch)
+    status: Literal["pass", "fail"] = "fail" if reasons else "pass"
+    return Report(
+        status=status,
+        headline=_shape_prefix(capacity, open_model)
+        + _headline(status, reasons, budget=budget, aggregate=aggregate_row, comparison=comparison),
+        gate_reasons=reasons,
+        comparison_settings=settings,
+        meta=meta,
+        aggregate=aggregate_row,
+        endpoints=rows,
+        budget=budget,
+        comparison=comparison,
+        notes=notes,
+        baseline_anchor=baseline_anchor,
+        gate_changes=list(gate_changes),
+        capacity=capacity,
+        open_model=open_model,
+    )
+
+
+def describe_change(endpoint: str, metric: MetricComparison) -> str:
+    """``GET /api/orders p95 +18.0 % [+11.0 %, +26.0 %]`` (points for error rates)."""
+    label = MEASURES[METRICS[metric.metric]][0]
+    fmt = format_points if metric.scale == "points" else format_delta
+    return f"{endpoint} {label} {fmt(metric.effect)} [{fmt(metric.ci_low)}, {fmt(metric.ci_high)}]"
+
+
+def _shape_prefix(capacity: Capacity | None, open_model: OpenModelResult | None) -> str:
+    """Breakpoint and arrival-rate runs lead with what they are for."""
+    if capacity is not None:
+        found = f"{capacity.users} users, {format_rps(capacity.rps)}" if capacity.users else "below the first step"
+        return f"capacity {found}; "
+    if open_model is not None:
+        return f"{format_rps(open_model.achieved_rps)} of {format_rps(open_model.target_rps)} asked; "
+    return ""
+
+
+def _headline(
+    status: str,
+    reasons: list[str],
+    *,
+    budget: BudgetReport,
+    aggregate: EndpointRow,
+    comparison: ComparisonReport | None,
+) -> str:
+    """Plain text (escaped when rendered): what happened, in one line."""
+    if status == "fail":
+        regressions = comparison.with_verdict("regression") if comparison else []
+        named = [describe_change(e, m) for e, m in regressions[:3]]
+        named += [
+            f"{c.endpoint} {c.label} {format_value(c.measured, c.unit)} {'>' if c.upper_bound else '<'} "
+            f"{format_value(c.limit, c.unit)}"
+            for c in budget.violations[: max(0, 3 - len(named))]
+        ]
+        hidden = len(regressions) + len(budget.violations) - len(named)
+        more = f" and {hidden} more" if hidden > 0 else ""
+        return f"failed: {', '.join(reasons)} ({'; '.join(named)}{more})"
+    p95 = aggregate.stats.p95_ms
+    summary = f"p95 {format_value(p95, 'ms')}, {format_value(aggregate.stats.rps, 'rps')}"
+    metric = aggregate.comparison.metrics.get("p95") if aggregate.comparison else None
+    if metric is not None and metric.delta_percent is not None:
+        summary += f" ({format_delta(metric.delta_percent)} p95 vs baseline)"
+    within = f"{len(budget.checks)} budget rules met; " if budget.checks else ""
+    verdicts = ""
+    if comparison is not None and comparison.mode != "none":
+        found = len(comparison.with_verdict("regression"))
+        unclear = len(comparison.with_verdict("inconclusive"))
+        verdicts = f"{plural(found, 'regression')} (not gating)" if found else "no regression found"
+        verdicts += f", {unclear} tests inconclusive; " if unclear else "; "
+    return f"passed: {within}{verdicts}{summary}"
+
+
+def _notes(
+    *, meta: RunMeta, budget: BudgetReport, comparison: ComparisonReport | None, baseline_branch: str
+) -> list[str]:
+    notes = [f"unreliable run: {reason}" for reason in meta.unreliable_reasons]
+    notes += [w for w in meta.generator.warnings if w not in meta.unreliable_reasons]
+    notes += [f"budget override '{p}' matched no endpoint" for p in budget.unmatched_patterns]
+    if comparison is None or comparison.baseline_runs == 0:
+        notes.append(
+            f"no baseline yet: runs recorded on '{baseline_branch}' become it (the action records on pushes there; "
+            "locally `ci-perf run --record`)"
+        )
+    elif comparison.matched_on == "load":
+        notes.append("the endpoint set changed since the baseline; endpoints are compared one by one")
+    return notes
+
+
+class Judgement(Frozen):
+    """The verdict on one run: the report every rendering shows, and the exit code."""
+
+    report: Report
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the gate passed (warnings included), 1 when it failed."""
+        return EXIT_GATE_FAILED if self.report.status == "fail" else EXIT_PASS
+
+    def exit_code_after_publishing(self, *, failed: bool) -> int:
+        """GitHub failing after retries makes a pass exit 3; a failed gate stays 1 (the verdict wins)."""
+        return EXIT_ENVIRONMENT if failed and self.exit_code == EXIT_PASS else self.exit_code
+
+
+def judge(gate: Gate, result: RunResult, *, history: History, gate_changes: Sequence[str] = ()) -> Judgement:
+    """Budget and comparison of one result with its history (or its own base arm, in duet mode)."""
+    comparison = compare_runs(result, history.runs, settings=gate.comparison, matched_on=history.matched_on)
+    budget = check_budget(gate.performance_budget, result)
+    report = build_report(
+        meta=result.meta,
+        aggregate=result.aggregate,
+        endpoint_stats=[(e.name, e.stats, e.errors) for e in result.endpoints],
+        budget=budget,
+        comparison=comparison,
+        settings=gate.comparison,
+        baseline_anchor=history.anchor_sha,
+        gate_changes=gate_changes,
+        capacity=result.capacity,
+        open_model=result.open_model,
+    )
+    return Judgement(report=report)
