@@ -18,7 +18,7 @@ from typing import TextIO
 
 from ci_perf.activities import Decision, decide
 from ci_perf.analysis.judge import Judgement
-from ci_perf.config import Config, Gate, load_config, parse_config, with_comparison, with_gate
+from ci_perf.config import Config, gate_changes, load_config, parse_config, with_comparison, with_gate
 from ci_perf.errors import ConfigError, GitHubError, InputError
 from ci_perf.github.context import ActionContext, ActionInputs, PullRequest
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
@@ -112,7 +112,7 @@ def with_inputs(config: Config, inputs: ActionInputs) -> Config:
 
 def _against(config: Config, base_ref: str) -> Config:
     """Unless the config names one, the baseline branch is the pull request's base branch."""
-    if "baseline_branch" in config.comparison.model_fields_set:
+    if "baseline_branch" in config.gate.comparison.model_fields_set:
         return config
     return with_comparison(config, baseline_branch=base_ref)
 
@@ -169,10 +169,11 @@ def _run(
         prefer_sha = gateway.merge_base(pull.base_sha or pull.base_ref, pull.head_sha)
         head_sha, branch = pull.head_sha, pull.head_ref
         child_environ["GITHUB_SHA"] = pull.head_sha  # the run belongs to the head, not the test merge commit
-        out.info(f"baseline: {inputs.data_branch}, branch {config.comparison.baseline_branch}, merge base {prefer_sha}")
+        branch_name = config.gate.comparison.baseline_branch
+        out.info(f"baseline: {inputs.data_branch}, branch {branch_name}, merge base {prefer_sha}")
     config = with_inputs(config, inputs)
-    if config.comparison.baseline_target:
-        out.info(f"duet mode: every request also goes to {config.comparison.baseline_target}")
+    if config.gate.comparison.baseline_target:
+        out.info(f"duet mode: every request also goes to {config.gate.comparison.baseline_target}")
     out_dir = context.resolve(inputs.out_dir)
     with out.group("ci-perf: load test"):
         outcome = run_pipeline(
@@ -235,28 +236,6 @@ def _gate_from_base(
         raise InputError(f"{path} on {pull.base_ref} and this pull request's load settings conflict: {exc}") from exc
 
 
-def gate_changes(base: Gate, head: Gate) -> list[str]:
-    """What the head's gate changes in the base's, one ``path: before → after`` line per changed setting."""
-    before, after = base.model_dump(mode="json"), head.model_dump(mode="json")
-    return [line for section in before for line in _diff(section, before[section], after[section])]
-
-
-def _diff(path: str, before: object, after: object) -> list[str]:
-    """``performance_budget.api_endpoints.p95_latency_ms: 200 → 300`` for every changed leaf."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        keys = sorted(set(before) | set(after))
-        return [line for key in keys for line in _diff(f"{path}.{key}", before.get(key), after.get(key))]
-    if before == after:
-        return []
-    return [f"{path}: {_show(before)} → {_show(after)}"]
-
-
-def _show(value: object) -> str:
-    if value is None:
-        return "unset"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _repository_path(context: ActionContext, path: Path) -> str:
     try:
         return path.resolve().relative_to(context.workspace.resolve()).as_posix()
@@ -281,7 +260,7 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
     config = with_inputs(_against(config, pull.base_ref), context.inputs)
     store = DataBranchStore(gateway, branch=context.inputs.data_branch, keep=context.inputs.keep_runs)
     prefer_sha = None if result.base is not None else gateway.merge_base(pull.base_sha, head_sha)
-    history = baseline_history(store, result, config.comparison, prefer_sha=prefer_sha)
+    history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     run_url = run.get("html_url") if isinstance(run.get("html_url"), str) else context.run_url
     judgement, markdown = conclude(
         config.gate, result, history=history, out_dir=out_dir, echo=out.stream, run_url=run_url

@@ -116,7 +116,7 @@ def run_pipeline(
     )
     if store is None:
         store = LocalStore(Path(config.store.path))
-    history = baseline_history(store, result, config.comparison, prefer_sha=prefer_sha)
+    history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     judgement, markdown = conclude(
         config.gate, result, history=history, out_dir=out_dir, echo=echo, run_url=run_url, gate_changes=gate_changes
     )
@@ -149,7 +149,7 @@ def measure(
     check_extra_args(extra_args)
     if config.locustfile:
         check_locustfile(Path(config.locustfile))
-    baseline_target = config.comparison.baseline_target
+    baseline_target = config.gate.comparison.baseline_target
     wait_until_ready(url, config.readiness)
     if baseline_target:
         wait_until_ready(baseline_target, config.readiness)
@@ -185,7 +185,7 @@ def measure(
 
 
 def _workers_wanted(config: Config) -> str:
-    load, baseline_target = config.load, config.comparison.baseline_target
+    load, baseline_target = config.load, config.gate.comparison.baseline_target
     return (
         f"ci-perf: waiting up to {load.worker_timeout:g} s for {load.workers} Locust worker(s) on "
         f"{load.master_host}:{load.master_port}; start each with `ci-perf worker --config <this config> "

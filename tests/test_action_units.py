@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ci_perf.action import gate_changes, with_inputs
+from ci_perf.action import with_inputs
 from ci_perf.activities import decide
 from ci_perf.analysis.judge import judge
-from ci_perf.config import Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget
+from ci_perf.config import Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget, gate_changes
 from ci_perf.errors import InputError
 from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.workflow import WorkflowLog, write_outputs
@@ -168,7 +168,7 @@ def test_junit_has_a_case_per_budget_rule_and_per_regression_check() -> None:
 def test_the_baseline_url_input_turns_on_duet_mode_and_is_checked() -> None:
     config = Config(endpoints=["GET /"])  # type: ignore[list-item]
     duet = with_inputs(config, ActionInputs(baseline_url="https://staging.example.com/", fail_on=("budget",)))
-    assert duet.comparison.baseline_target == "https://staging.example.com"
-    assert duet.comparison.fail_on == ["budget"]
+    assert duet.gate.comparison.baseline_target == "https://staging.example.com"
+    assert duet.gate.comparison.fail_on == ["budget"]
     with pytest.raises(InputError, match="input baseline_url: 'staging' is not an http"):
         with_inputs(config, ActionInputs(baseline_url="staging"))

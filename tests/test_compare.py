@@ -7,7 +7,7 @@ import numpy as np
 from ci_perf.analysis.compare import compare_runs
 from ci_perf.analysis.judge import judge
 from ci_perf.analysis.summarize import summarize_run
-from ci_perf.config import Comparison, Config, LoadSettings
+from ci_perf.config import Comparison, Config, Gate, LoadSettings
 from ci_perf.results import History, RunResult
 from tests.conftest import collected_run
 
@@ -89,7 +89,7 @@ def test_the_gate_fails_on_a_regression_only_when_asked() -> None:
     failing = judge(config.gate, current, history=History(runs=history)).report
     assert failing.status == "fail"
     assert failing.headline.startswith("failed: 7 regressions (GET /slow p50 +24.4 % [+21.1 %, +27.8 %]")
-    budget_only = config.model_copy(update={"comparison": Comparison(fail_on=["budget"])})
-    passing = judge(budget_only.gate, current, history=History(runs=history)).report
+    budget_only = Gate(comparison=Comparison(fail_on=["budget"]))
+    passing = judge(budget_only, current, history=History(runs=history)).report
     assert passing.status == "pass"
     assert passing.headline.startswith("passed: 7 regressions (not gating)")

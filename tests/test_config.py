@@ -68,7 +68,7 @@ def test_format_duration_is_the_inverse_for_display() -> None:
 
 def test_the_seed_budget_is_accepted_verbatim(tmp_path: Path) -> None:
     config = load_config(write(tmp_path / "ci-perf.yml", VALID))
-    budget = config.performance_budget
+    budget = config.gate.performance_budget
     assert budget.api_endpoints.p95_latency_ms == 200
     assert budget.api_endpoints.throughput_rps == 1000
     assert budget.database == {

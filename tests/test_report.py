@@ -8,7 +8,7 @@ import pytest
 
 from ci_perf.analysis.judge import judge
 from ci_perf.analysis.summarize import summarize_run
-from ci_perf.config import Config, EndpointBudget, LoadSettings, PerformanceBudget
+from ci_perf.config import Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget
 from ci_perf.report import (
     COMMENT_LIMIT,
     MARKER,
@@ -119,10 +119,8 @@ def test_hostile_endpoint_names_and_messages_cannot_break_the_comment() -> None:
 def test_the_comment_never_exceeds_githubs_limit_and_says_what_was_cut() -> None:
     many = {f"GET /api/item/{i:04d}/{'x' * 60}": [5.0, 6.0] for i in range(1_500)}
     result = summarize_run(collected_run(endpoints=many, windows=3), load=LOAD, target="http://x", tool_version="t")
-    budget = CONFIG.model_copy(
-        update={"performance_budget": PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=1))}
-    )
-    report = judge(budget.gate, result, history=History()).report
+    budget = Gate(performance_budget=PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=1)))
+    report = judge(budget, result, history=History()).report
     markdown = render_markdown(report)
     assert len(markdown) <= COMMENT_LIMIT
     assert "more endpoints not shown" in markdown

@@ -1,0 +1,42 @@
+"""``ci-perf.yml``: its models, loading, and readable validation errors.
+
+Everything is validated with ``extra="forbid"`` so that a typo is an error, not a silently
+ignored setting. The package is split by concern: ``units`` (durations, rates, URLs), ``load``
+(what load, how much, which shape), ``gate`` (budget and comparison), ``model`` (the whole file
+and the rules across sections), ``files`` (reading, paths) and ``messages`` (errors in words).
+Import from here.
+"""
+
+from __future__ import annotations
+
+from ci_perf.config.files import DEFAULT_CONFIG_NAME, load_config, load_gate, parse_config
+from ci_perf.config.gate import Comparison, EndpointBudget, Gate, PerformanceBudget, gate_changes
+from ci_perf.config.load import BreakOn, Endpoint, LoadSettings, Readiness, StageSetting
+from ci_perf.config.model import Config, StoreSettings, config_schema, with_comparison, with_gate
+from ci_perf.config.units import check_http_url, format_duration, parse_duration, parse_rate
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "BreakOn",
+    "Comparison",
+    "Config",
+    "Endpoint",
+    "EndpointBudget",
+    "Gate",
+    "LoadSettings",
+    "PerformanceBudget",
+    "Readiness",
+    "StageSetting",
+    "StoreSettings",
+    "check_http_url",
+    "config_schema",
+    "format_duration",
+    "gate_changes",
+    "load_config",
+    "load_gate",
+    "parse_config",
+    "parse_duration",
+    "parse_rate",
+    "with_comparison",
+    "with_gate",
+]

@@ -1,0 +1,92 @@
+"""The gate of ``ci-perf.yml``: the performance budget and the comparison with the baseline.
+
+In the file they are the top-level ``performance_budget`` and ``comparison`` sections (the seed's
+layout); in ``Config`` they are one ``Gate``, so a pull request is judged by its base branch's gate
+replaced as a whole, and ``ci-perf compare`` reads nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ci_perf.config.units import HttpUrl, PositiveNumber
+from ci_perf.models import Strict
+
+
+class EndpointBudget(Strict):
+    """The seed's ``api_endpoints`` block; every limit is optional."""
+
+    p50_latency_ms: PositiveNumber | None = None
+    p95_latency_ms: PositiveNumber | None = None
+    p99_latency_ms: PositiveNumber | None = None
+    max_latency_ms: PositiveNumber | None = None
+    error_rate_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    throughput_rps: PositiveNumber | None = None
+
+
+class PerformanceBudget(Strict):
+    """The seed's ``performance_budget`` block, accepted verbatim, plus per-endpoint overrides.
+
+    ``database`` and ``external_services`` need a server-metrics source; they are
+    kept and shown as "not measured", never dropped.
+    """
+
+    api_endpoints: EndpointBudget = EndpointBudget()
+    endpoints: dict[str, EndpointBudget] = {}
+    database: dict[str, float] | None = None
+    external_services: dict[str, float] | None = None
+
+
+class Comparison(Strict):
+    """How a run is judged against its baseline; docs/STATISTICS.md explains each setting."""
+
+    baseline_branch: str = "main"
+    baseline_target: HttpUrl | None = Field(
+        default=None,
+        description="duet mode: a deployment of the base branch, loaded in the same run as the target",
+    )
+    history: int = Field(default=20, ge=1, le=1000)
+    min_effect_percent: float = Field(default=5.0, ge=0, description="smallest change worth a verdict")
+    min_abs_ms: float = Field(default=1.0, ge=0, description="latency changes below this are never verdicts")
+    min_error_rate_points: float = Field(default=0.1, ge=0, description="error-rate floor, percentage points")
+    q: float = Field(default=0.01, gt=0, lt=1, description="false discovery rate (Benjamini-Hochberg)")
+    power: float = Field(default=0.8, gt=0, lt=1, description="power at which the MDE is computed")
+    run_noise_percent: float = Field(
+        default=3.0, ge=0, description="run-to-run noise assumed when fewer than 3 baseline runs can show it"
+    )
+    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="resamples for the interval")
+    seed: int = Field(default=0, description="seed of the resampling: same input, same report")
+    fail_on: list[Literal["budget", "regression"]] = ["budget", "regression"]
+
+
+class Gate(Strict):
+    """What a run is judged by: the budget and the comparison with the baseline.
+
+    A pull request is judged by its base branch's gate, replaced as a whole (the action).
+    """
+
+    performance_budget: PerformanceBudget = PerformanceBudget()
+    comparison: Comparison = Comparison()
+
+
+def gate_changes(base: Gate, head: Gate) -> list[str]:
+    """What ``head`` changes in ``base``: ``performance_budget.api_endpoints.p95_latency_ms: 200 → 300``."""
+    before, after = base.model_dump(mode="json"), head.model_dump(mode="json")
+    return [line for section in before for line in _diff(section, before[section], after[section])]
+
+
+def _diff(path: str, before: object, after: object) -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after))
+        return [line for key in keys for line in _diff(f"{path}.{key}", before.get(key), after.get(key))]
+    if before == after:
+        return []
+    return [f"{path}: {_show(before)} → {_show(after)}"]
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
