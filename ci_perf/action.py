@@ -141,6 +141,17 @@ def _closing(gateway: GitHubGateway | None) -> Iterator[None]:
 # -- judging -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Subject:
+    """What a run is of: its commit and branch, the gate it is judged by, where its history ends."""
+
+    config: Config
+    head_sha: str | None
+    branch: str | None
+    prefer_sha: str | None = None
+    gate_changes: tuple[str, ...] = ()
+
+
 def _run(
     context: ActionContext,
     decision: Decision,
@@ -152,26 +163,16 @@ def _run(
     progress: ProgressLine | None,
 ) -> Judged:
     inputs = context.inputs
-    child_environ = dict(environ)
     pull = context.pull_request if decision.activity == "check-pr" else None
     store: BaselineStore = (
         DataBranchStore(gateway, branch=inputs.data_branch, keep=inputs.keep_runs)
         if gateway
         else LocalStore(Path(config.store.path))
     )
-    prefer_sha: str | None = None
-    changes: list[str] = []
-    branch = context.branch
-    head_sha = context.sha
-    if pull is not None:
-        assert gateway is not None
-        config, changes = _gate_from_base(context, config, gateway, pull, out)
-        prefer_sha = gateway.merge_base(pull.base_sha or pull.base_ref, pull.head_sha)
-        head_sha, branch = pull.head_sha, pull.head_ref
-        child_environ["GITHUB_SHA"] = pull.head_sha  # the run belongs to the head, not the test merge commit
-        branch_name = config.gate.comparison.baseline_branch
-        out.info(f"baseline: {inputs.data_branch}, branch {branch_name}, merge base {prefer_sha}")
-    config = with_inputs(config, inputs)
+    subject = _subject(context, config, gateway, pull, out) if pull else _Subject(config, context.sha, context.branch)
+    # a pull request's run belongs to its head, not to the test merge commit
+    child_environ = {**environ, "GITHUB_SHA": pull.head_sha} if pull else dict(environ)
+    config = with_inputs(subject.config, inputs)
     if config.gate.comparison.baseline_target:
         out.info(f"duet mode: every request also goes to {config.gate.comparison.baseline_target}")
     out_dir = context.resolve(inputs.out_dir)
@@ -181,15 +182,15 @@ def _run(
             out_dir=out_dir,
             target=inputs.target_url,
             record=decision.activity == "record-baseline",
-            branch=branch,
+            branch=subject.branch,
             extra_args=inputs.extra_args,
             environ=child_environ,
             cwd=context.workspace,
             progress=progress,
             echo=out.stream,
             store=store,
-            prefer_sha=prefer_sha,
-            gate_changes=changes,
+            prefer_sha=subject.prefer_sha,
+            gate_changes=subject.gate_changes,
             run_url=context.run_url,
         )
     if outcome.recorded_at:
@@ -200,9 +201,23 @@ def _run(
         judgement=outcome.judgement,
         markdown=outcome.markdown,
         out_dir=out_dir,
-        head_sha=head_sha,
+        head_sha=subject.head_sha,
         pull=pull.number if pull else None,
     )
+
+
+def _subject(
+    context: ActionContext, config: Config, gateway: GitHubGateway | None, pull: PullRequest, out: WorkflowLog
+) -> _Subject:
+    """A pull request's run: its head, judged by the base branch's gate, its history ending at the merge base."""
+    assert gateway is not None
+    config, changes = _gate_from_base(context, config, gateway, pull, out)
+    prefer_sha = gateway.merge_base(pull.base_sha or pull.base_ref, pull.head_sha)
+    out.info(
+        f"baseline: {context.inputs.data_branch}, branch {config.gate.comparison.baseline_branch}, "
+        f"merge base {prefer_sha}"
+    )
+    return _Subject(config, pull.head_sha, pull.head_ref, prefer_sha=prefer_sha, gate_changes=tuple(changes))
 
 
 def _gate_from_base(
