@@ -12,7 +12,7 @@
 ARG BASE_IMAGE=python:3.12.15-slim-bookworm@sha256:54c85f3c47607a77f32adec749d3c81d1348bf25833671f512b26a9b6d778cb3
 
 FROM ${BASE_IMAGE} AS build
-# the Makefile's uv (tests/test_container.py checks that the two agree)
+# the Makefile's uv (tests/container/test_container.py checks that the two agree)
 ARG UV_VERSION=0.13.9
 # UV_SYSTEM_CERTS: trust the base's CA store, so a base that adds a proxy's CA builds too
 ENV UV_PYTHON_DOWNLOADS=never \

@@ -11,7 +11,7 @@ AR(1) level over windows (φ = 0.5 or 0.9) and a slow linear drift. Each trial b
 * coverage: trials whose slowed endpoint's 95 % interval contains the injected effect.
 
 Run: ``make bench-detect`` (full: ≥ 1,000 A/A and 300 trials per effect) or
-``--smoke`` (a few dozen trials; ``tests/test_detect_smoke.py`` runs it).
+``--smoke`` (a few dozen trials; ``tests/unit/test_detect_smoke.py`` runs it).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from ci_perf.github.gateway import GatewaySettings, GitHubGateway
 from ci_perf.github.publish import publish_check, upsert_comment
 from ci_perf.report import MARKER, render_markdown
 from ci_perf.results import History
-from tests.fake_github import FakeGitHub
-from tests.test_store import _run
+from tests.support.fake_github import FakeGitHub
+from tests.unit.test_store import _run
 
 REPO = "acme/shop"
 TOKEN = "ghs_installation"

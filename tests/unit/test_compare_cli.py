@@ -10,7 +10,7 @@ import pytest
 from ci_perf.cli import main
 from ci_perf.results import save_result
 from ci_perf.store.local import LocalStore
-from tests.test_compare import _history, _run
+from tests.unit.test_compare import _history, _run
 
 
 def test_compare_judges_a_result_against_a_store_and_fails_the_gate_on_a_regression(

@@ -18,7 +18,7 @@ from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.workflow import WorkflowLog, write_outputs
 from ci_perf.junit import render_junit
 from ci_perf.results import History
-from tests.test_store import _run
+from tests.unit.test_store import _run
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from ci_perf.report import MARKER
 from ci_perf.results import load_result
 from ci_perf.store.github_branch import DataBranchStore
 from tests.conftest import DemoService, collected_run
-from tests.fake_github import FakeGitHub
+from tests.support.fake_github import FakeGitHub
 
 REPO = "acme/shop"
 TOKEN = "ghs_test_installation_token"

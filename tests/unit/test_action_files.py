@@ -10,7 +10,7 @@ import yaml
 
 from ci_perf.github.context import ActionInputs
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 
 

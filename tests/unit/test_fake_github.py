@@ -10,7 +10,7 @@ import requests
 from github import Auth, Github, GithubException, GithubRetry, InputGitTreeElement
 from github.GithubException import BadCredentialsException, RateLimitExceededExceedsMaxWait, UnknownObjectException
 
-from tests.fake_github import FakeGitHub
+from tests.support.fake_github import FakeGitHub
 
 APP_TOKEN = "ghs_app"
 USER_TOKEN = "ghp_user"

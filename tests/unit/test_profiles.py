@@ -151,7 +151,7 @@ def test_locust_loads_the_plugins_each_profile_needs() -> None:
 
 
 def test_every_bundled_profile_config_is_valid() -> None:
-    folder = Path(__file__).parent.parent / "ci_perf" / "demo" / "profiles"
+    folder = Path(__file__).parents[2] / "ci_perf" / "demo" / "profiles"
     names = sorted(p.stem for p in folder.glob("*.yml"))
     assert names == ["arrival-rate", "breakpoint", "load", "smoke", "soak", "spike", "stages", "stress"]
     for path in folder.glob("*.yml"):
