@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale bench-arrival clean
+.PHONY: demo test test-fast lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale bench-arrival clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -24,6 +24,10 @@ demo: $(BIN)/ci-perf
 
 test: lint
 	$(BIN)/pytest -q
+
+# The unit tests only (pure, in-process; under half a minute): the loop while editing. `make test` runs them all.
+test-fast: $(BIN)/ci-perf
+	$(BIN)/pytest -q -m unit
 
 lint: $(BIN)/ci-perf
 	$(BIN)/ruff check ci_perf tests benchmarks

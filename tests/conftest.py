@@ -1,4 +1,7 @@
-"""Shared fixtures: the real demo service on a free loopback port, and synthetic results."""
+"""Shared fixtures: the real demo service on a free loopback port, and synthetic results.
+
+Also the suite's markers: a test's folder says how fast it is, and the folder is its marker.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,22 @@ import pytest
 
 from ci_perf import sketches
 from ci_perf.results import CollectedEndpointWindow, CollectedRun, CpuSample, ErrorCount
+
+TESTS = Path(__file__).parent
+# folder → marker (registered in pyproject.toml): `pytest -m unit` is the fast suite
+SPEEDS = ("unit", "live", "container", "compat")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by its folder; a test outside those folders is an error, never unmarked."""
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else None
+        if folder not in SPEEDS:
+            folders = ", ".join(f"tests/{speed}/" for speed in SPEEDS)
+            message = f"{item.nodeid}: every test lives in one of {folders} (its folder is its marker)"
+            raise pytest.UsageError(message)
+        item.add_marker(folder)
 
 
 @dataclass
