@@ -1,11 +1,11 @@
 """Duet benchmark: duet mode next to history mode on the same scenarios, simulated and live.
 
-Simulated (``--simulated``): a shared-noise model. Each run has a run-level offset that moves
-both arms of a duet run alike but differs between runs (sd 3 % quiet; 10 % with a CPU hog, whose
-share of the machine changes from run to run), and per-window noise shared by both arms (AR(1),
-φ 0.5: sd 5 % quiet, 15 % with the hog); each request adds lognormal noise (σ 0.25). Duet judges
-the head against the base arm of the same run; history mode judges the head arm against the base
-arms of 10 other runs.
+Simulated (``--simulated``): a shared-noise model (``ci_perf.simulate``, seeded). Each run has a
+run-level offset that moves both arms of a duet run alike but differs between runs (sd 3 % quiet;
+10 % with a CPU hog, whose share of the machine changes from run to run), and per-window noise
+shared by both arms (AR(1), φ 0.5: sd 5 % quiet, 15 % with the hog); each request adds lognormal
+noise (σ 0.25). Duet judges the head against the base arm of the same run; history mode judges the
+head arm against the base arms of 10 other runs.
 
 Live (``--live``): two instances of the demo service on loopback (same code); the head's
 ``POST /api/orders`` slowed by a knob (0, +5 %, +10 %). ``--runs`` duet runs per effect, in random
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import math
 import os
 import random
 import statistics
@@ -33,21 +32,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ci_perf import sketches
-from ci_perf.analysis.compare import compare_runs
-from ci_perf.analysis.summarize import summarize_run
-from ci_perf.config import Comparison, LoadSettings, parse_config, with_comparison
+from ci_perf.config import Comparison, parse_config, with_comparison
 from ci_perf.demo.run import demo_service, set_knobs
 from ci_perf.pipeline import run_pipeline
-from ci_perf.results import CollectedEndpointWindow, CollectedRun, CpuSample, RunResult
+from ci_perf.results import RunResult
+from ci_perf.simulate import DUET_SLOWED, Outcome, duet_run, head_only, history_for, verdict_of
 
-SLOWED = "POST /api/orders"
-AGGREGATE = "(all endpoints)"
+SLOWED = DUET_SLOWED
 BASE_MS = 25.0
 SETTINGS = Comparison()
 CONFIG = """\
@@ -60,99 +53,24 @@ readiness: {{path: /health, timeout: 10s}}
 """
 
 
-@dataclass(frozen=True)
-class Outcome:
-    alarm: bool  # a verdict on something that did not change
-    hit: bool  # a p95 regression on the slowed endpoint
-    covered: bool  # the p95 interval contains the true effect
-    log_ratio: float | None  # the slowed endpoint's p95, head over baseline
-
-
-def judge(current: RunResult, history: list[RunResult], truth: float) -> Outcome:
+def _verdict(current: RunResult, history: list[RunResult], truth: float) -> Outcome:
     """Duet when ``current`` carries its base arm (``history`` empty), else history mode."""
-    report = compare_runs(current, history, settings=SETTINGS)
-    slowed = report.for_endpoint(SLOWED)
-    assert slowed is not None
-    p95 = slowed.metrics["p95"]
-    changed = {SLOWED, AGGREGATE} if truth else set()
-    others = [m for e in report.endpoints if e.endpoint not in changed for m in e.metrics.values()]
-    alarm = any(m.verdict in {"regression", "improvement"} for m in others)
-    covered = p95.ci_low is not None and p95.ci_high is not None and p95.ci_low <= 100 * truth <= p95.ci_high
-    ratio = math.log(p95.current / p95.baseline) if p95.current and p95.baseline else None  # the run's own estimate
-    return Outcome(alarm, p95.verdict == "regression", covered, ratio)
-
-
-def head_only(run: RunResult) -> RunResult:
-    return run.model_copy(update={"base": None})
-
-
-def base_only(run: RunResult) -> RunResult:
-    assert run.base is not None
-    return run.model_copy(update={"base": None, "endpoints": run.base.endpoints, "aggregate": run.base.aggregate})
-
-
-def history_for(runs: list[RunResult], index: int, size: int = 10) -> list[RunResult]:
-    """The base arms of the ``size`` runs nearest in time to run ``index`` (never itself)."""
-    others = sorted((abs(j - index), j) for j in range(len(runs)) if j != index)
-    return [base_only(runs[j]) for _, j in sorted(others[:size], key=lambda pair: pair[1])]
+    return verdict_of(current, history, slowed=SLOWED, effect=truth, settings=SETTINGS)
 
 
 # -- simulated ------------------------------------------------------------------------------------
-
-ENDPOINTS = {"GET /api/products": 12.0, "GET /api/products/42": 6.0, SLOWED: 25.0}
-
-
-def simulated_run(*, effect: float, hog: bool, seed: int, windows: int = 15, per_window: int = 40) -> RunResult:
-    rng = np.random.default_rng(seed)
-    run_offset = float(rng.normal(0, 0.10 if hog else 0.03))
-    sd = 0.15 if hog else 0.05
-    shared = np.zeros(windows)
-    for t in range(windows):  # AR(1) window noise, stationary sd ``sd``
-        shared[t] = 0.5 * (shared[t - 1] if t else 0.0) + rng.normal(0, sd * math.sqrt(1 - 0.25))
-    parts = []
-    for name, median in ENDPOINTS.items():
-        for t in range(windows):
-            start = 1_000.0 + t
-            for arm in ("head", "base"):
-                factor = 1 + effect if (arm == "head" and name == SLOWED) else 1.0
-                values = median * factor * np.exp(run_offset + shared[t] + rng.normal(0, 0.25, per_window))
-                parts.append(
-                    CollectedEndpointWindow(
-                        arm=arm,  # type: ignore[arg-type]
-                        endpoint=name,
-                        start=start,
-                        requests=per_window,
-                        failures=0,
-                        latency=sketches.of_values(values.tolist()),
-                        first_start=start,
-                        last_end=start + 1,
-                    )
-                )
-    collected = CollectedRun(
-        locust_version="sim",
-        window_s=1.0,
-        windows=parts,
-        cpu=[CpuSample(process="locust", at=1_000.0 + t, percent=30.0) for t in range(windows)],
-    )
-    return summarize_run(
-        collected,
-        load=LoadSettings(users=10, duration=windows, warmup=0),
-        target="http://head",
-        tool_version="sim",
-        baseline_target="http://base",
-    )
 
 
 def simulate(runs: int, seed: int) -> dict[tuple[str, float, str], list[Outcome]]:
     outcomes: dict[tuple[str, float, str], list[Outcome]] = {}
     for effect in (0.0, 0.05, 0.10):
         for hog in (False, True):
-            batch = [simulated_run(effect=effect, hog=hog, seed=seed + 1_000 * i) for i in range(runs)]
+            batch = [duet_run(effect=effect, hog=hog, seed=seed + 1_000 * i) for i in range(runs)]
             noise = "hog" if hog else "quiet"
             for index, run in enumerate(batch):
-                outcomes.setdefault(("duet", effect, noise), []).append(judge(run, [], effect))
+                outcomes.setdefault(("duet", effect, noise), []).append(_verdict(run, [], effect))
                 history = history_for(batch, index)
-                outcomes.setdefault(("history", effect, noise), []).append(judge(head_only(run), history, effect))
+                outcomes.setdefault(("history", effect, noise), []).append(_verdict(head_only(run), history, effect))
             seed += 1
     return outcomes
 
@@ -224,9 +142,9 @@ def live(runs: int, seconds: int, reference_seconds: int, seed: int) -> tuple[di
         noise = "hog" if hog else "quiet"
         ordered = [r for _, r in pairs]
         for index, (effect, run) in enumerate(pairs):
-            outcomes.setdefault(("duet", effect, noise), []).append(judge(run, [], truth[effect]))
+            outcomes.setdefault(("duet", effect, noise), []).append(_verdict(run, [], truth[effect]))
             outcomes.setdefault(("history", effect, noise), []).append(
-                judge(head_only(run), history_for(ordered, index), truth[effect])
+                _verdict(head_only(run), history_for(ordered, index), truth[effect])
             )
     return outcomes, truth
 

@@ -1,0 +1,235 @@
+"""Simulated load-test results: the seeded noise models the benchmarks and the tests draw runs from.
+
+Pure: no I/O and no clock; the same seed gives the same run, so a test of the verdicts is a test of
+behaviour, never of luck. Two models:
+
+* detection (``make bench-detect``): 10 endpoints, heavy-tailed latency (lognormal body, 2 %
+  Pareto tail), a run-to-run offset (shared and per endpoint) and within a run an AR(1) level over
+  windows plus a slow linear drift; :func:`detection_trial` judges a current run against a baseline
+  of 10 runs (history mode) or 1 (single-baseline mode).
+* duet (``make bench-duet``): both arms in one run share a run-level offset and AR(1) window noise,
+  which duet pairing cancels and history mode has to carry; a CPU hog makes both larger.
+
+:func:`verdict_of` scores a comparison against the injected effect: a false alarm anywhere that
+did not change, a p95 regression on the slowed endpoint, and whether its interval covers the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from ci_perf import sketches
+from ci_perf.analysis.compare import compare_runs
+from ci_perf.analysis.summarize import summarize_run
+from ci_perf.config import Comparison, LoadSettings
+from ci_perf.models import Frozen
+from ci_perf.results import AGGREGATE, CollectedEndpointWindow, CollectedRun, CpuSample, RunResult
+from ci_perf.sketches import Sketch
+
+__all__ = [
+    "DETECTION_ENDPOINTS",
+    "DETECTION_PER_WINDOW",
+    "DETECTION_SLOWED",
+    "DETECTION_WINDOWS",
+    "DUET_ENDPOINTS",
+    "DUET_SLOWED",
+    "NoiseModel",
+    "Outcome",
+    "Trial",
+    "base_only",
+    "detection_run",
+    "detection_trial",
+    "duet_run",
+    "head_only",
+    "history_for",
+    "verdict_of",
+]
+
+
+class Outcome(NamedTuple):
+    """How one comparison did against the effect that was injected."""
+
+    alarm: bool  # a regression or improvement verdict on something that did not change
+    hit: bool  # a p95 regression on the slowed endpoint
+    covered: bool  # the slowed endpoint's p95 interval contains the true effect
+    mde: float | None  # the slowed endpoint's p95 minimum detectable effect, in %
+    log_ratio: float | None  # the slowed endpoint's p95, current over baseline, log scale
+
+
+def verdict_of(
+    current: RunResult, baseline: list[RunResult], *, slowed: str, effect: float, settings: Comparison
+) -> Outcome:
+    """Compare ``current`` with ``baseline`` (duet when it carries its base arm and ``baseline`` is
+    empty) and score the verdicts against ``effect``, the true relative change of ``slowed``."""
+    report = compare_runs(current, baseline, settings=settings)
+    target = report.for_endpoint(slowed)
+    if target is None:
+        msg = f"the simulated run has no endpoint {slowed!r}"
+        raise ValueError(msg)
+    p95 = target.metrics["p95"]
+    changed = {slowed, AGGREGATE} if effect else set()  # the aggregate holds the slowed endpoint
+    others = [m for e in report.endpoints if e.endpoint not in changed for m in e.metrics.values()]
+    truth = 100 * effect
+    return Outcome(
+        alarm=any(m.verdict in {"regression", "improvement"} for m in others),
+        hit=p95.verdict == "regression",
+        covered=p95.ci_low is not None and p95.ci_high is not None and p95.ci_low <= truth <= p95.ci_high,
+        mde=p95.mde,
+        log_ratio=math.log(p95.current / p95.baseline) if p95.current and p95.baseline else None,
+    )
+
+
+# -- detection ------------------------------------------------------------------------------------
+
+DETECTION_ENDPOINTS = 10
+DETECTION_WINDOWS = 30
+DETECTION_PER_WINDOW = 100
+DETECTION_LOAD = LoadSettings(users=10, duration=30, warmup=0)
+DETECTION_SLOWED = "GET /e0"
+
+
+class NoiseModel(Frozen):
+    """Run-to-run and within-run noise of the detection model, all on the log scale."""
+
+    phi: float = 0.5  # lag-1 autocorrelation of the window level
+    window_sd: float = 0.03  # stationary sd of the AR(1) level
+    run_sd: float = 0.025  # run-to-run offset shared by all endpoints
+    endpoint_sd: float = 0.015  # run-to-run offset of each endpoint on its own
+    drift_sd: float = 0.01  # slope of a slow drift across one run, per run
+
+
+class Trial(Frozen):
+    """One detection trial: ``effect`` slows the first endpoint of the current run (0.25 = +25 %)."""
+
+    mode: str  # "history" (10 baseline runs) or "single" (1)
+    effect: float
+    model: NoiseModel
+    seed: int
+
+
+def _sketch(values: npt.NDArray[np.float64]) -> Sketch:
+    """``sketches.of_values`` vectorised: the detection runs hold 30,000 requests each."""
+    keys = np.ceil(np.log2(values) * sketches.KEY_MULTIPLIER).astype(np.int64)
+    low = int(keys.min())
+    return Sketch(
+        offset=low,
+        bins=np.bincount(keys - low).tolist(),
+        count=len(values),
+        sum=float(values.sum()),
+        min=float(values.min()),
+        max=float(values.max()),
+    )
+
+
+def detection_run(rng: np.random.Generator, model: NoiseModel, *, slow: float, start: float) -> RunResult:
+    """One run of the detection model; ``slow`` multiplies the first endpoint's latency."""
+    shared = rng.normal(0, model.run_sd)
+    windows = []
+    innovation = model.window_sd * math.sqrt(1 - model.phi**2)
+    for e in range(DETECTION_ENDPOINTS):
+        median = 5.0 * (1 + e)
+        offset = shared + rng.normal(0, model.endpoint_sd) + (math.log(slow) if e == 0 else 0.0)
+        slope = rng.normal(0, model.drift_sd)
+        level = rng.normal(0, model.window_sd)
+        for w in range(DETECTION_WINDOWS):
+            level = model.phi * level + rng.normal(0, innovation)
+            drift = slope * (w / DETECTION_WINDOWS - 0.5)
+            body = rng.lognormal(math.log(median) + offset + level + drift, 0.4, DETECTION_PER_WINDOW)
+            tail = rng.random(DETECTION_PER_WINDOW) < 0.02  # 2 % of requests in a Pareto tail
+            body[tail] *= 1 + rng.pareto(2.0, int(tail.sum()))
+            window_start = start + w
+            windows.append(
+                CollectedEndpointWindow(
+                    endpoint=f"GET /e{e}",
+                    start=window_start,
+                    requests=DETECTION_PER_WINDOW,
+                    failures=0,
+                    latency=_sketch(body),
+                    first_start=window_start,
+                    last_end=window_start + 1,
+                )
+            )
+    collected = CollectedRun(locust_version="sim", window_s=1.0, windows=windows, peak_users=10)
+    return summarize_run(collected, load=DETECTION_LOAD, target="http://sim", tool_version="sim")
+
+
+def detection_trial(trial: Trial) -> Outcome:
+    """A baseline and a current run drawn from ``trial.seed``, compared and scored."""
+    rng = np.random.default_rng(trial.seed)
+    base_runs = 10 if trial.mode == "history" else 1
+    baseline = [detection_run(rng, trial.model, slow=1.0, start=1_000.0 + 100 * i) for i in range(base_runs)]
+    current = detection_run(rng, trial.model, slow=1 + trial.effect, start=10_000.0)
+    settings = Comparison(seed=trial.seed, bootstrap=500)
+    return verdict_of(current, baseline, slowed=DETECTION_SLOWED, effect=trial.effect, settings=settings)
+
+
+# -- duet -----------------------------------------------------------------------------------------
+
+DUET_SLOWED = "POST /api/orders"
+DUET_ENDPOINTS = {"GET /api/products": 12.0, "GET /api/products/42": 6.0, DUET_SLOWED: 25.0}  # median ms
+
+
+def duet_run(*, effect: float, hog: bool, seed: int, windows: int = 15, per_window: int = 40) -> RunResult:
+    """One duet run: ``effect`` slows the head arm of ``DUET_SLOWED``; ``hog`` makes the noise larger
+    (run offset sd 10 % instead of 3 %, window noise sd 15 % instead of 5 %)."""
+    rng = np.random.default_rng(seed)
+    run_offset = float(rng.normal(0, 0.10 if hog else 0.03))
+    sd = 0.15 if hog else 0.05
+    shared = np.zeros(windows)
+    for t in range(windows):  # AR(1) window noise, φ 0.5, stationary sd ``sd``
+        shared[t] = 0.5 * (shared[t - 1] if t else 0.0) + rng.normal(0, sd * math.sqrt(1 - 0.25))
+    parts = []
+    for name, median in DUET_ENDPOINTS.items():
+        for t in range(windows):
+            start = 1_000.0 + t
+            for arm in ("head", "base"):
+                factor = 1 + effect if (arm == "head" and name == DUET_SLOWED) else 1.0
+                values = median * factor * np.exp(run_offset + shared[t] + rng.normal(0, 0.25, per_window))
+                parts.append(
+                    CollectedEndpointWindow(
+                        arm=arm,
+                        endpoint=name,
+                        start=start,
+                        requests=per_window,
+                        failures=0,
+                        latency=sketches.of_values(values.tolist()),
+                        first_start=start,
+                        last_end=start + 1,
+                    )
+                )
+    collected = CollectedRun(
+        locust_version="sim",
+        window_s=1.0,
+        windows=parts,
+        cpu=[CpuSample(process="locust", at=1_000.0 + t, percent=30.0) for t in range(windows)],
+    )
+    return summarize_run(
+        collected,
+        load=LoadSettings(users=10, duration=windows, warmup=0),
+        target="http://head",
+        tool_version="sim",
+        baseline_target="http://base",
+    )
+
+
+def head_only(run: RunResult) -> RunResult:
+    """A duet run's head arm as a plain run."""
+    return run.model_copy(update={"base": None})
+
+
+def base_only(run: RunResult) -> RunResult:
+    """A duet run's base arm as a plain run."""
+    if run.base is None:
+        msg = "not a duet run: it has no base arm"
+        raise ValueError(msg)
+    return run.model_copy(update={"base": None, "endpoints": run.base.endpoints, "aggregate": run.base.aggregate})
+
+
+def history_for(runs: list[RunResult], index: int, size: int = 10) -> list[RunResult]:
+    """The base arms of the ``size`` runs nearest in time to run ``index`` (never itself), oldest first."""
+    others = sorted((abs(j - index), j) for j in range(len(runs)) if j != index)
+    return [base_only(runs[j]) for _, j in sorted(others[:size], key=lambda pair: pair[1])]
