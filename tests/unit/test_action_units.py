@@ -18,7 +18,7 @@ from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.workflow import WorkflowLog, write_outputs
 from ci_perf.junit import render_junit
 from ci_perf.results import History
-from tests.unit.test_store import _run
+from tests.support.runs import recorded_run
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,9 @@ def test_junit_has_a_case_per_budget_rule_and_per_regression_check() -> None:
         load=LoadSettings(users=10, duration=10, warmup=2),
         performance_budget=PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=1, p50_latency_ms=100)),
     )
-    report = judge(config.gate, _run(endpoints=("GET /a<script>",)), history=History(runs=[_run(), _run()])).report
+    report = judge(
+        config.gate, recorded_run(endpoints=("GET /a<script>",)), history=History(runs=[recorded_run(), recorded_run()])
+    ).report
     root = ET.fromstring(render_junit(report))
     budget, regressions = root.findall("testsuite")
     assert budget.get("tests") == str(len(report.budget.checks))

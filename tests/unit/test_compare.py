@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ci_perf.analysis.compare import compare_runs
 from ci_perf.analysis.judge import judge
-from ci_perf.analysis.summarize import summarize_run
-from ci_perf.config import Comparison, Config, Gate, LoadSettings
+from ci_perf.config import Comparison, Config, Gate
 from ci_perf.results import History, RunResult
-from tests.conftest import collected_run
+from tests.support.runs import noisy_history, two_endpoint_run
 
-LOAD = LoadSettings(users=10, duration=10, warmup=0)
 SETTINGS = Comparison()
-
-
-def _run(scale: float, *, slow: float = 1.0, start: float = 1_000.0, cpu: float = 20.0) -> RunResult:
-    collected = collected_run(
-        endpoints={
-            "GET /fast": [scale * v for v in (8.0, 9.0, 10.0, 11.0, 12.0)] * 40,
-            "GET /slow": [scale * slow * v for v in (40.0, 45.0, 50.0, 55.0, 60.0)] * 40,
-        },
-        start=start,
-        cpu_percent=cpu,
-    )
-    return summarize_run(collected, load=LOAD, target="http://x", tool_version="t")
-
-
-def _history(n: int, cv: float, seed: int = 1) -> list[RunResult]:
-    rng = np.random.default_rng(seed)
-    return [_run(float(np.exp(rng.normal(0, cv))), start=1_000.0 + 100 * i) for i in range(n)]
 
 
 def _verdicts(
@@ -40,7 +19,7 @@ def _verdicts(
 
 
 def test_history_mode_flags_a_large_slowdown_on_one_endpoint_only() -> None:
-    verdicts = _verdicts(_run(1.0, slow=1.25, start=5_000.0), _history(10, cv=0.01))
+    verdicts = _verdicts(two_endpoint_run(1.0, slow=1.25, start=5_000.0), noisy_history(10, cv=0.01))
     assert verdicts[("GET /slow", "p95")] == "regression"
     assert verdicts[("GET /slow", "mean")] == "regression"
     assert verdicts[("GET /fast", "p95")] == "unchanged"
@@ -48,34 +27,34 @@ def test_history_mode_flags_a_large_slowdown_on_one_endpoint_only() -> None:
 
 
 def test_a_quiet_history_and_no_change_gives_unchanged() -> None:
-    verdicts = _verdicts(_run(1.0, start=5_000.0), _history(10, cv=0.007))  # MDE ≈ 3.4 % < 5 %
+    verdicts = _verdicts(two_endpoint_run(1.0, start=5_000.0), noisy_history(10, cv=0.007))  # MDE ≈ 3.4 % < 5 %
     assert set(verdicts.values()) <= {"unchanged", "not-judged"}
     assert verdicts[("GET /fast", "rps")] == "not-judged"
 
 
 def test_a_short_noisy_history_is_inconclusive_never_a_silent_pass() -> None:
-    verdicts = _verdicts(_run(1.0, start=5_000.0), _history(3, cv=0.05))
+    verdicts = _verdicts(two_endpoint_run(1.0, start=5_000.0), noisy_history(3, cv=0.05))
     assert verdicts[("GET /slow", "p95")] == "inconclusive"
 
 
 def test_an_effect_below_the_minimum_is_never_a_regression() -> None:
-    history = _history(10, cv=0.001)
-    verdicts = _verdicts(_run(1.0, slow=1.03, start=5_000.0), history)
+    history = noisy_history(10, cv=0.001)
+    verdicts = _verdicts(two_endpoint_run(1.0, slow=1.03, start=5_000.0), history)
     assert verdicts[("GET /slow", "p95")] == "unchanged"  # significant, but +3 % < 5 %
 
 
 def test_an_unreliable_run_gives_no_regression_verdict() -> None:
-    verdicts = _verdicts(_run(1.0, slow=1.5, start=5_000.0, cpu=99.0), _history(10, cv=0.01))
+    verdicts = _verdicts(two_endpoint_run(1.0, slow=1.5, start=5_000.0, cpu=99.0), noisy_history(10, cv=0.01))
     assert verdicts[("GET /slow", "p95")] == "inconclusive"
 
 
 def test_without_baseline_every_metric_says_so() -> None:
-    verdicts = _verdicts(_run(1.0), [])
+    verdicts = _verdicts(two_endpoint_run(1.0), [])
     assert {v for (_, m), v in verdicts.items() if m != "rps"} == {"no-baseline"}
 
 
 def test_single_baseline_mode_is_named_and_deterministic_for_a_seed() -> None:
-    current, base = _run(1.0, slow=1.3, start=5_000.0), [_run(1.0)]
+    current, base = two_endpoint_run(1.0, slow=1.3, start=5_000.0), [two_endpoint_run(1.0)]
     first = compare_runs(current, base, settings=SETTINGS)
     assert first.mode == "single"
     assert "cannot show run-to-run noise" in first.mode_note
@@ -83,8 +62,8 @@ def test_single_baseline_mode_is_named_and_deterministic_for_a_seed() -> None:
 
 
 def test_the_gate_fails_on_a_regression_only_when_asked() -> None:
-    history = _history(10, cv=0.01)
-    current = _run(1.0, slow=1.25, start=5_000.0)
+    history = noisy_history(10, cv=0.01)
+    current = two_endpoint_run(1.0, slow=1.25, start=5_000.0)
     config = Config(endpoints=["GET /slow"])  # type: ignore[list-item]
     failing = judge(config.gate, current, history=History(runs=history)).report
     assert failing.status == "fail"

@@ -10,16 +10,16 @@ import pytest
 from ci_perf.cli import main
 from ci_perf.results import save_result
 from ci_perf.store.local import LocalStore
-from tests.unit.test_compare import _history, _run
+from tests.support.runs import noisy_history, two_endpoint_run
 
 
 def test_compare_judges_a_result_against_a_store_and_fails_the_gate_on_a_regression(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = LocalStore(tmp_path / "store")
-    for run in _history(10, cv=0.01):
+    for run in noisy_history(10, cv=0.01):
         store.record(run.model_copy(update={"meta": run.meta.model_copy(update={"git_branch": "main"})}))
-    save_result(_run(1.0, slow=1.25, start=5_000.0), tmp_path / "current.json")
+    save_result(two_endpoint_run(1.0, slow=1.25, start=5_000.0), tmp_path / "current.json")
     code = main(["compare", "--baseline", str(tmp_path / "store"), "--current", str(tmp_path / "current.json"),
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 1
@@ -29,8 +29,8 @@ def test_compare_judges_a_result_against_a_store_and_fails_the_gate_on_a_regress
 
 
 def test_compare_with_one_result_file_uses_single_baseline_mode(tmp_path: Path) -> None:
-    save_result(_run(1.0), tmp_path / "base.json")
-    save_result(_run(1.0, start=5_000.0), tmp_path / "current.json")
+    save_result(two_endpoint_run(1.0), tmp_path / "base.json")
+    save_result(two_endpoint_run(1.0, start=5_000.0), tmp_path / "current.json")
     code = main(["compare", "--baseline", str(tmp_path / "base.json"), "--current", str(tmp_path / "current.json"),
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 0
@@ -48,7 +48,7 @@ def test_compare_with_an_unusable_baseline_is_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], baseline: str, message: str
 ) -> None:
     (tmp_path / "empty-dir").mkdir()
-    save_result(_run(1.0), tmp_path / "current.json")
+    save_result(two_endpoint_run(1.0), tmp_path / "current.json")
     code = main(["compare", "--baseline", str(tmp_path / baseline), "--current", str(tmp_path / "current.json"),
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 2

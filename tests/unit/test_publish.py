@@ -14,7 +14,7 @@ from ci_perf.github.publish import publish_check, upsert_comment
 from ci_perf.report import MARKER, render_markdown
 from ci_perf.results import History
 from tests.support.fake_github import FakeGitHub
-from tests.unit.test_store import _run
+from tests.support.runs import recorded_run
 
 REPO = "acme/shop"
 TOKEN = "ghs_installation"
@@ -22,7 +22,7 @@ TOKEN = "ghs_installation"
 
 def _report(p95_budget_ms: float) -> Report:
     budget = PerformanceBudget(api_endpoints=EndpointBudget(p95_latency_ms=p95_budget_ms))
-    return judge(Gate(performance_budget=budget), _run(), history=History()).report
+    return judge(Gate(performance_budget=budget), recorded_run(), history=History()).report
 
 
 FAILING, PASSING = _report(1.0), _report(1_000.0)

@@ -4,30 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from ci_perf.analysis.summarize import summarize_run
-from ci_perf.config import LoadSettings
 from ci_perf.errors import InputError
-from ci_perf.results import RunResult, load_result, save_result
+from ci_perf.results import load_result, save_result
 from ci_perf.store import IndexEntry, run_file_name, select_history
 from ci_perf.store.local import LocalStore
-from tests.conftest import collected_run
-
-LOAD = LoadSettings(users=10, duration=10, warmup=2)
-
-
-def _run(*, endpoints: tuple[str, ...] = ("GET /a",), branch: str = "main", start: float = 1_000.0) -> RunResult:
-    collected = collected_run(endpoints={e: [5.0] for e in endpoints}, start=start)
-    return summarize_run(collected, load=LOAD, target="http://x", tool_version="t", git_branch=branch, git_sha="f" * 40)
+from tests.support.runs import recorded_run
 
 
 def test_history_returns_the_last_runs_of_the_same_scenario_on_the_branch_oldest_first(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     for i in range(5):
-        store.record(_run(start=1_000.0 + i * 100))
-    store.record(_run(branch="feature", start=9_000.0))
-    store.record(_run(endpoints=("GET /a", "GET /b"), start=9_500.0))
+        store.record(recorded_run(start=1_000.0 + i * 100))
+    store.record(recorded_run(branch="feature", start=9_000.0))
+    store.record(recorded_run(endpoints=("GET /a", "GET /b"), start=9_500.0))
     history = store.history(
-        scenario_key=_run().meta.scenario_key, load_key=_run().meta.load_key, branch="main", limit=3
+        scenario_key=recorded_run().meta.scenario_key, load_key=recorded_run().meta.load_key, branch="main", limit=3
     )
     assert history.matched_on == "scenario"
     assert [r.meta.started_at for r in history.runs] == [1_200.0, 1_300.0, 1_400.0]
@@ -35,8 +26,8 @@ def test_history_returns_the_last_runs_of_the_same_scenario_on_the_branch_oldest
 
 def test_history_falls_back_to_the_same_load_when_the_endpoint_set_changed(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    store.record(_run())
-    changed = _run(endpoints=("GET /a", "GET /new"))
+    store.record(recorded_run())
+    changed = recorded_run(endpoints=("GET /a", "GET /new"))
     history = store.history(
         scenario_key=changed.meta.scenario_key, load_key=changed.meta.load_key, branch="main", limit=10
     )
@@ -51,7 +42,7 @@ def test_an_empty_store_has_no_history(tmp_path: Path) -> None:
 
 def test_a_corrupt_index_line_is_bad_input_naming_the_line(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    store.record(_run())
+    store.record(recorded_run())
     with store.index_path.open("a") as index:
         index.write("{not json\n")
     with pytest.raises(InputError, match=r"index.jsonl:2"):
@@ -75,7 +66,7 @@ def test_unreadable_result_files_are_bad_input_naming_the_file(tmp_path: Path, t
 
 
 def test_a_result_survives_a_save_and_load_round_trip(tmp_path: Path) -> None:
-    result = _run()
+    result = recorded_run()
     save_result(result, tmp_path / "r.json")
     assert load_result(tmp_path / "r.json") == result
 
@@ -105,6 +96,6 @@ def test_history_ignores_other_branches_and_sorts_by_time() -> None:
 
 
 def test_run_file_names_keep_branch_names_with_slashes_in_one_folder() -> None:
-    name = run_file_name(_run(branch="release/1.x"))
+    name = run_file_name(recorded_run(branch="release/1.x"))
     assert "/release-1.x/" in name
     assert name.endswith("-ffffffffffff.json")
