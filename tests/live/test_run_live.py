@@ -62,12 +62,23 @@ def requests_in(result_path: Path) -> int:
     return sum(w["requests"] for e in result["endpoints"] for w in e["windows"])
 
 
-def no_locust_left() -> bool:
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if "ci_perf/loadtest/collector.py" in cmdline:
-            return False
-    return True
+# every Locust process a run starts (master and forked workers) has this in its environment,
+# pointing into that run's out dir (ci_perf.loadtest.protocol.PluginSettings.collect_out)
+COLLECT_OUT = "CI_PERF_COLLECT_OUT"
+
+
+def locust_left(out_dir: Path) -> list[int]:
+    """The processes still alive of the run writing to ``out_dir`` (not other runs on the machine)."""
+    out_dir = out_dir.resolve()
+    left = []
+    for process in psutil.process_iter():
+        try:
+            collect_out = process.environ().get(COLLECT_OUT)
+            if collect_out and (Path(process.cwd()) / collect_out).resolve().is_relative_to(out_dir):
+                left.append(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's: not this run's
+            continue
+    return left
 
 
 def test_counts_equal_the_services_own_counter_with_one_process(tmp_path: Path, demo: DemoService) -> None:
@@ -107,7 +118,7 @@ def test_counts_equal_the_services_own_counter_with_two_processes(tmp_path: Path
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert {e["name"] for e in result["endpoints"]} == {"GET /api/products", "POST /api/orders"}
     assert result["meta"]["generator"]["processes"] == 2
-    assert no_locust_left()
+    assert locust_left(tmp_path / "out") == []
 
 
 def test_a_recorded_baseline_is_compared_and_a_pr_run_never_writes_it(tmp_path: Path, demo: DemoService) -> None:
@@ -227,12 +238,13 @@ def test_an_interrupt_stops_locust_and_leaves_no_process_behind(
         time.sleep(0.1)
     assert log.is_file()
     assert "All users spawned" in log.read_text()
+    assert len(locust_left(tmp_path / "out")) >= processes  # the check below sees this run's Locust
     child.send_signal(signum)
     _, err = child.communicate(timeout=30)
     assert child.returncode == 130
     assert "interrupted" in err
     assert "Traceback" not in err
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not no_locust_left():
+    while time.monotonic() < deadline and locust_left(tmp_path / "out"):
         time.sleep(0.1)
-    assert no_locust_left()
+    assert locust_left(tmp_path / "out") == []
