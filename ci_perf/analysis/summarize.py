@@ -14,9 +14,11 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from ci_perf import sketches
 from ci_perf.config import LoadSettings
+from ci_perf.profiles import limits_crossed
 from ci_perf.results import (
     ArmResult,
     Capacity,
@@ -148,63 +150,35 @@ def summarize_run(
 
     In duet mode (``baseline_target``) the base deployment's windows become ``RunResult.base``.
     """
-    windows = collected.windows
-    if not windows:
+    if not collected.windows:
         raise ValueError("the run recorded no requests")
-    first = min(w.first_start for w in windows)
-    last = max(w.last_end for w in windows)
-    window_s = collected.window_s
-    if load.warmup > 0:
-        measured_from = math.ceil((first + load.warmup) / window_s - 1e-9) * window_s
-    else:
-        measured_from = math.floor(first / window_s) * window_s
-    measured_s = max(last - max(measured_from, first), 0.0)
-
-    head = [w for w in windows if w.arm == "head"]
-    endpoints, measured_all = _arm(head, measured_from=measured_from, measured_s=measured_s)
-    base: ArmResult | None = None
-    reasons: list[str] = []
-    if baseline_target is not None:
-        base_endpoints, base_measured = _arm(
-            [w for w in windows if w.arm == "base"], measured_from=measured_from, measured_s=measured_s
-        )
-        base = ArmResult(
-            target=baseline_target,
-            aggregate=compute_stats(base_measured, seconds=measured_s),
-            endpoints=base_endpoints,
-        )
-        reasons += _duet_problems(compute_stats(measured_all, seconds=measured_s), base.aggregate)
-    open_model = _open_model(collected, ended_at=last)
-    if open_model is not None and abs(open_model.achieved_rps - open_model.target_rps) > (
-        RATE_TOLERANCE * open_model.target_rps
-    ):
-        reasons.append(
-            f"open model: achieved {open_model.achieved_rps:.1f} rps of the {open_model.target_rps:.1f} rps asked "
-            f"({open_model.dropped} starts dropped); raise load.users (the pool) or load.processes"
-        )
-    capacity = (
-        _capacity(collected, head, limits=break_on, window_s=window_s, ended_at=last)
-        if load.profile == "breakpoint" and break_on
-        else None
-    )
+    span = _span(collected, warmup=load.warmup)
+    head = [w for w in collected.windows if w.arm == "head"]
+    endpoints, measured_all = _arm(head, measured_from=span.measured_from, measured_s=span.measured_s)
+    aggregate = compute_stats(measured_all, seconds=span.measured_s)
+    base = None if baseline_target is None else _base_arm(collected, target=baseline_target, span=span)
+    reasons = [] if base is None else _duet_problems(aggregate, base.aggregate)
+    open_model = _open_model(collected, ended_at=span.last)
+    reasons += _open_model_problems(open_model)
+    capacity = _capacity(collected, head, limits=break_on if load.profile == "breakpoint" else None, ended_at=span.last)
     scenario_key, load_key = scenario_keys(load, {e.name for e in endpoints}, duet=base is not None)
     health, saturation = generator_health(
-        collected.cpu, warnings=[*collected.cpu_warnings, *warnings], since=measured_from
+        collected.cpu, warnings=[*collected.cpu_warnings, *warnings], since=span.measured_from
     )
     reasons = [saturation, *reasons] if saturation else reasons
-    if measured_s <= 0 or not measured_all:
+    if span.measured_s <= 0 or not measured_all:
         reasons.append("no requests after the warm-up; lengthen load.duration or shorten load.warmup")
     meta = RunMeta(
         tool_version=tool_version,
         locust_version=collected.locust_version,
         target=target,
-        started_at=first,
-        ended_at=last,
-        duration_s=last - first,
-        measured_s=measured_s,
-        measured_from=measured_from,
+        started_at=span.first,
+        ended_at=span.last,
+        duration_s=span.last - span.first,
+        measured_s=span.measured_s,
+        measured_from=span.measured_from,
         warmup_s=load.warmup,
-        window_s=window_s,
+        window_s=collected.window_s,
         load={**load.model_dump(), "peak_users": collected.peak_users},
         scenario_key=scenario_key,
         load_key=load_key,
@@ -216,13 +190,39 @@ def summarize_run(
         unreliable_reasons=reasons,
     )
     return RunResult(
-        meta=meta,
-        aggregate=compute_stats(measured_all, seconds=measured_s),
-        endpoints=endpoints,
-        base=base,
-        capacity=capacity,
-        open_model=open_model,
+        meta=meta, aggregate=aggregate, endpoints=endpoints, base=base, capacity=capacity, open_model=open_model
     )
+
+
+@dataclass(frozen=True)
+class _Span:
+    """When the run's requests began and ended, and where its measured part (after the warm-up) begins."""
+
+    first: float
+    last: float
+    measured_from: float
+
+    @property
+    def measured_s(self) -> float:
+        return max(self.last - max(self.measured_from, self.first), 0.0)
+
+
+def _span(collected: CollectedRun, *, warmup: float) -> _Span:
+    first = min(w.first_start for w in collected.windows)
+    last = max(w.last_end for w in collected.windows)
+    window_s = collected.window_s
+    if warmup > 0:
+        measured_from = math.ceil((first + warmup) / window_s - 1e-9) * window_s
+    else:
+        measured_from = math.floor(first / window_s) * window_s
+    return _Span(first=first, last=last, measured_from=measured_from)
+
+
+def _base_arm(collected: CollectedRun, *, target: str, span: _Span) -> ArmResult:
+    """Duet mode: the base deployment's windows, summarised like the head's."""
+    windows = [w for w in collected.windows if w.arm == "base"]
+    endpoints, measured = _arm(windows, measured_from=span.measured_from, measured_s=span.measured_s)
+    return ArmResult(target=target, aggregate=compute_stats(measured, seconds=span.measured_s), endpoints=endpoints)
 
 
 def _arm(
@@ -267,6 +267,19 @@ def _duet_problems(head: Stats, base: Stats) -> list[str]:
     return []
 
 
+def _open_model_problems(open_model: OpenModelResult | None) -> list[str]:
+    """An open-model run that missed its arrival rate by more than 5 % measured a smaller load."""
+    if open_model is None or abs(open_model.achieved_rps - open_model.target_rps) <= (
+        RATE_TOLERANCE * open_model.target_rps
+    ):
+        return []
+    problem = (
+        f"open model: achieved {open_model.achieved_rps:.1f} rps of the {open_model.target_rps:.1f} rps asked "
+        f"({open_model.dropped} starts dropped); raise load.users (the pool) or load.processes"
+    )
+    return [problem]
+
+
 def _open_model(collected: CollectedRun, *, ended_at: float) -> OpenModelResult | None:
     counts = collected.open_model
     if counts is None or collected.started_at is None:
@@ -287,40 +300,14 @@ def _capacity(
     collected: CollectedRun,
     windows: Sequence[CollectedEndpointWindow],
     *,
-    limits: dict[str, float],
-    window_s: float,
+    limits: dict[str, float] | None,
     ended_at: float,
-) -> Capacity:
-    """Each step judged on its settled second half; the capacity is the last step within the limits."""
-    marks = sorted(collected.steps, key=lambda m: m.start)
-    steps = []
-    for number, mark in enumerate(marks):
-        end = marks[number + 1].start if number + 1 < len(marks) else ended_at
-        settled = mark.start + (end - mark.start) / 2
-        # windows that end within the step and whose middle is in its settled half (steps begin on
-        # Locust's 1-s shape ticks, so a step of 2 s may have none: it is then left out)
-        inside = [w for w in windows if settled <= w.start + window_s / 2 and w.start + window_s <= end + 1e-9]
-        if not inside:
-            continue
-        stats = compute_stats(inside, seconds=len({w.start for w in inside}) * window_s)
-        p95_limit, error_limit = limits.get("p95_latency_ms"), limits.get("error_rate_percent")
-        within = not (
-            (p95_limit is not None and (stats.p95_ms or 0.0) > p95_limit)
-            or (error_limit is not None and stats.error_rate_percent > error_limit)
-        )
-        if collected.broke is not None and mark.index >= collected.broke.index:
-            within = False  # Locust's numbers crossed the limit here; the run stopped on them
-        steps.append(
-            StepResult(
-                index=mark.index,
-                users=round(mark.target or 0),
-                start=mark.start,
-                rps=stats.rps,
-                p95_ms=stats.p95_ms,
-                error_rate_percent=stats.error_rate_percent,
-                within_limits=within,
-            )
-        )
+) -> Capacity | None:
+    """Breakpoint runs (``limits`` set): each step judged on its settled second half; the capacity is
+    the last step within the limits."""
+    if not limits:
+        return None
+    steps = _judged_steps(collected, windows, limits=limits, ended_at=ended_at)
     first_bad = next((i for i, step in enumerate(steps) if not step.within_limits), None)
     if first_bad is None:
         top = steps[-1] if steps else None
@@ -338,8 +325,10 @@ def _capacity(
             steps=steps,
         )
     broken = steps[first_bad]
-    stopped_here = collected.broke is not None and broken.index == collected.broke.index
-    why = collected.broke.reason if collected.broke is not None and stopped_here else _crossed(broken, limits)
+    if collected.broke is not None and broken.index == collected.broke.index:
+        why = collected.broke.reason  # the shape stopped the run here, on Locust's numbers
+    else:
+        why = "; ".join(limits_crossed(limits, p95_ms=broken.p95_ms, error_rate_percent=broken.error_rate_percent))
     good = steps[first_bad - 1] if first_bad > 0 else None
     return Capacity(
         users=good.users if good else None,
@@ -351,10 +340,37 @@ def _capacity(
     )
 
 
-def _crossed(step: StepResult, limits: dict[str, float]) -> str:
-    parts = []
-    if (limit := limits.get("p95_latency_ms")) is not None and (step.p95_ms or 0.0) > limit:
-        parts.append(f"p95 {step.p95_ms:.0f} ms > {limit:g} ms")
-    if (limit := limits.get("error_rate_percent")) is not None and step.error_rate_percent > limit:
-        parts.append(f"error rate {step.error_rate_percent:.2f} % > {limit:g} %")
-    return "; ".join(parts)
+def _judged_steps(
+    collected: CollectedRun,
+    windows: Sequence[CollectedEndpointWindow],
+    *,
+    limits: dict[str, float],
+    ended_at: float,
+) -> list[StepResult]:
+    window_s = collected.window_s
+    marks = sorted(collected.steps, key=lambda m: m.start)
+    steps = []
+    for number, mark in enumerate(marks):
+        end = marks[number + 1].start if number + 1 < len(marks) else ended_at
+        settled = mark.start + (end - mark.start) / 2
+        # windows that end within the step and whose middle is in its settled half (steps begin on
+        # Locust's 1-s shape ticks, so a step of 2 s may have none: it is then left out)
+        inside = [w for w in windows if settled <= w.start + window_s / 2 and w.start + window_s <= end + 1e-9]
+        if not inside:
+            continue
+        stats = compute_stats(inside, seconds=len({w.start for w in inside}) * window_s)
+        within = not limits_crossed(limits, p95_ms=stats.p95_ms, error_rate_percent=stats.error_rate_percent)
+        if collected.broke is not None and mark.index >= collected.broke.index:
+            within = False  # Locust's numbers crossed the limit here; the run stopped on them
+        steps.append(
+            StepResult(
+                index=mark.index,
+                users=round(mark.target or 0),
+                start=mark.start,
+                rps=stats.rps,
+                p95_ms=stats.p95_ms,
+                error_rate_percent=stats.error_rate_percent,
+                within_limits=within,
+            )
+        )
+    return steps

@@ -7,12 +7,12 @@ The stage math itself is pure and lives in ``ci_perf.profiles``; this module val
 from __future__ import annotations
 
 import json
-import math
 from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from ci_perf import profiles
 from ci_perf.config.units import (
     DURATION_HINT,
     Duration,
@@ -23,7 +23,6 @@ from ci_perf.config.units import (
     format_duration,
     parse_duration,
 )
-from ci_perf.loadtest import shapes
 from ci_perf.models import Strict
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -100,7 +99,7 @@ class BreakOn(Strict):
 class LoadSettings(Strict):
     """How much load, for how long, in what shape (``profile``, ``stages``, ``arrival_rate``).
 
-    Shaped profiles and stages are in ``loadtest/shapes.py``; ``arrival_rate`` switches to the open
+    Shaped profiles and stages are in ``ci_perf/profiles.py``; ``arrival_rate`` switches to the open
     model (requests start on schedule whatever the response time).
     """
 
@@ -139,10 +138,13 @@ class LoadSettings(Strict):
             if isinstance(stages, list) and "duration" not in data:
                 filled["duration"] = sum(parse_duration(s.get("duration", 0)) for s in stages if isinstance(s, dict))
             elif profile == "breakpoint" and "duration" not in data:  # every step up to max_users
-                users = int(data.get("users", 20))
-                step = int(data.get("step_users") or users)
-                steps = math.floor((int(data.get("max_users") or 20 * users) - users) / step) + 1
-                filled["duration"] = max(1, steps) * parse_duration(data.get("step_duration", 10.0))
+                step_users, max_users = data.get("step_users"), data.get("max_users")
+                steps = profiles.breakpoint_steps(
+                    int(data.get("users", 20)),
+                    int(step_users) if step_users else None,
+                    int(max_users) if max_users else None,
+                )
+                filled["duration"] = steps * parse_duration(data.get("step_duration", 10.0))
         except (ValueError, TypeError):
             pass  # the fields' own validation says what is wrong
         return filled
@@ -219,24 +221,9 @@ class LoadSettings(Strict):
     def process_count(self, cpu_count: int) -> int:
         return cpu_count if self.processes == "auto" else int(self.processes)
 
-    def stage_plan(self) -> list[shapes.Stage] | None:
+    def stage_plan(self) -> list[profiles.Stage] | None:
         """The stages Locust's shape or the open model follows; ``None`` for Locust's own spawning."""
-        if self.stages:
-            return [
-                shapes.Stage(s.duration, float(s.users if s.users is not None else s.arrival_rate or 0.0))
-                for s in self.stages
-            ]
-        if self.arrival_rate is not None:
-            return [shapes.Stage(self.duration, self.arrival_rate, jump=True)]
-        if self.profile == "stress":
-            return shapes.stress_stages(self.users, self.duration, self.stress_factors)
-        if self.profile == "spike":
-            return shapes.spike_stages(self.users, self.spike_users or 5 * self.users, self.duration)
-        if self.profile == "breakpoint":
-            return shapes.breakpoint_stages(
-                self.users, self.step_users or self.users, self.step_duration, self.max_users or 20 * self.users
-            )[: max(1, math.ceil(self.duration / self.step_duration))]
-        return None
+        return profiles.stage_plan(self)
 
     def window_seconds(self) -> float:
         """Window length: ≥ 30 windows after warm-up, never under 1 s, a round number."""

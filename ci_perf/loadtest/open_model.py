@@ -26,7 +26,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-from ci_perf.loadtest.shapes import Stage, scheduled_starts
+from ci_perf.profiles import Stage, scheduled_starts
 
 LATE_S = 0.010  # a start this far behind schedule is late (counted; latency still corrected)
 MAX_LATE_S = 1.0  # … this far behind, it is dropped: the pool of users cannot keep up

@@ -1,4 +1,4 @@
-"""The load profile inside Locust: a ``LoadTestShape`` that follows ``loadtest/shapes.py``.
+"""The load profile inside Locust: a ``LoadTestShape`` that follows ``ci_perf/profiles.py``.
 
 The runner adds this file to ``-f`` for every profile with stages (smoke, stress, spike,
 breakpoint, custom ``stages``) and passes ``CI_PERF_STAGES`` (JSON ``[{duration, target, jump}]``)
@@ -23,7 +23,7 @@ from typing import Any
 import gevent
 from locust import LoadTestShape
 
-from ci_perf.loadtest.shapes import Stage, step_index, target_at, users_at
+from ci_perf.profiles import Stage, step_index, target_at, users_at
 
 
 class CiPerfShape(LoadTestShape):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from ci_perf import profiles
 from ci_perf.config import Config, LoadSettings, parse_config, with_comparison
 from ci_perf.errors import ConfigError
-from ci_perf.loadtest import shapes
 from ci_perf.loadtest.runner import locust_files
 from tests.conftest import write
 
@@ -21,7 +21,7 @@ def _ticks(load: LoadSettings, every: float = 1.0) -> list[int]:
     assert plan is not None
     ticks = []
     t = 0.0
-    while (wanted := shapes.users_at(plan, t, spawn_rate=load.spawn_rate)) is not None:
+    while (wanted := profiles.users_at(plan, t, spawn_rate=load.spawn_rate)) is not None:
         ticks.append(wanted[0])
         t += every
     return ticks
@@ -64,34 +64,34 @@ def test_smoke_and_soak_bring_their_own_defaults_and_keep_what_the_file_sets() -
 
 
 def test_the_tick_holds_the_spawn_rate_for_jumps_and_follows_ramps() -> None:
-    ramp = [shapes.Stage(10, 100)]
-    assert shapes.users_at(ramp, 5.0, spawn_rate=1) == (50, 10.0)
-    jump = [shapes.Stage(5, 10, jump=True), shapes.Stage(5, 100, jump=True)]
-    assert shapes.users_at(jump, 0.0, spawn_rate=25) == (10, 25)  # from 0: the configured rate covers it
-    assert shapes.users_at(jump, 5.0, spawn_rate=25) == (100, 90)  # a jump is made within the second
-    assert shapes.users_at(jump, 7.0, spawn_rate=25) == (100, 25)
-    assert shapes.users_at(jump, 10.0, spawn_rate=25) is None
+    ramp = [profiles.Stage(10, 100)]
+    assert profiles.users_at(ramp, 5.0, spawn_rate=1) == (50, 10.0)
+    jump = [profiles.Stage(5, 10, jump=True), profiles.Stage(5, 100, jump=True)]
+    assert profiles.users_at(jump, 0.0, spawn_rate=25) == (10, 25)  # from 0: the configured rate covers it
+    assert profiles.users_at(jump, 5.0, spawn_rate=25) == (100, 90)  # a jump is made within the second
+    assert profiles.users_at(jump, 7.0, spawn_rate=25) == (100, 25)
+    assert profiles.users_at(jump, 10.0, spawn_rate=25) is None
 
 
 @pytest.mark.parametrize(
     ("stages", "expected"),
     [
-        pytest.param([shapes.Stage(10, 50, jump=True)], 500, id="constant"),
-        pytest.param([shapes.Stage(10, 100)], 500, id="ramp-from-zero"),
-        pytest.param([shapes.Stage(5, 20, jump=True), shapes.Stage(5, 60)], 300, id="ramp-up"),
+        pytest.param([profiles.Stage(10, 50, jump=True)], 500, id="constant"),
+        pytest.param([profiles.Stage(10, 100)], 500, id="ramp-from-zero"),
+        pytest.param([profiles.Stage(5, 20, jump=True), profiles.Stage(5, 60)], 300, id="ramp-up"),
     ],
 )
-def test_the_schedule_starts_as_many_requests_as_the_rate_owes(stages: list[shapes.Stage], expected: int) -> None:
-    times = list(shapes.scheduled_starts(stages))
+def test_the_schedule_starts_as_many_requests_as_the_rate_owes(stages: list[profiles.Stage], expected: int) -> None:
+    times = list(profiles.scheduled_starts(stages))
     assert abs(len(times) - expected) <= 1
     assert times == sorted(times)
     assert times[0] >= 0
-    assert times[-1] < shapes.total(stages)
+    assert times[-1] < profiles.total(stages)
 
 
 def test_processes_splitting_a_rate_together_start_the_whole_rate() -> None:
-    stages = [shapes.Stage(10, 90, jump=True)]
-    shares = [list(shapes.scheduled_starts(stages, share=1 / 3, offset=k / 3)) for k in range(3)]
+    stages = [profiles.Stage(10, 90, jump=True)]
+    shares = [list(profiles.scheduled_starts(stages, share=1 / 3, offset=k / 3)) for k in range(3)]
     assert sum(len(s) for s in shares) == 900
     merged = sorted(t for s in shares for t in s)
     gaps = [b - a for a, b in itertools.pairwise(merged)]
@@ -207,3 +207,39 @@ def test_breakpoint_windows_fit_the_settled_half_of_every_step_whatever_its_phas
         assert result.capacity is not None
         assert [s.users for s in result.capacity.steps] == [10, 20, 30, 40], phase
         assert result.capacity.users == 40
+
+
+LIMITS = {"p95_latency_ms": 500.0, "error_rate_percent": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("p95_ms", "error_rate_percent", "crossed"),
+    [
+        pytest.param(499.0, 0.5, [], id="within"),
+        pytest.param(500.0, 1.0, [], id="at-the-limit-is-within"),
+        pytest.param(812.4, 0.0, ["p95 812 ms > 500 ms"], id="p95"),
+        pytest.param(20.0, 2.5, ["error rate 2.50 % > 1 %"], id="errors"),
+        pytest.param(812.4, 2.5, ["p95 812 ms > 500 ms", "error rate 2.50 % > 1 %"], id="both-p95-first"),
+        pytest.param(None, None, [], id="nothing-measured-crosses-nothing"),
+    ],
+)
+def test_a_step_crosses_the_breakpoint_limits_it_exceeds(
+    p95_ms: float | None, error_rate_percent: float | None, crossed: list[str]
+) -> None:
+    assert profiles.limits_crossed(LIMITS, p95_ms=p95_ms, error_rate_percent=error_rate_percent) == crossed
+
+
+def test_a_limit_that_is_not_set_is_never_crossed() -> None:
+    assert profiles.limits_crossed({"error_rate_percent": 1.0}, p95_ms=10_000.0, error_rate_percent=0.0) == []
+    assert profiles.limits_crossed({}, p95_ms=10_000.0, error_rate_percent=100.0) == []
+
+
+def test_the_breakpoint_duration_and_plan_count_the_same_steps() -> None:
+    for users, step_users, max_users in [(2, 3, 11), (10, None, None), (5, 5, 7), (20, 1, 20)]:
+        load = LoadSettings.model_validate(
+            {"profile": "breakpoint", "users": users, "step_users": step_users, "max_users": max_users}
+        )
+        plan = load.stage_plan()
+        assert plan is not None
+        assert len(plan) == profiles.breakpoint_steps(users, step_users, max_users)
+        assert load.duration == len(plan) * load.step_duration
