@@ -12,7 +12,8 @@ import time
 
 from locust.env import Environment
 
-from ci_perf.loadtest.collector import Collector
+from ci_perf.loadtest.plugins.collector import Collector
+from ci_perf.loadtest.protocol import PluginSettings
 
 N = 200_000
 
@@ -24,7 +25,7 @@ def main() -> None:
     starts = [began + i * 0.0001 for i in range(N)]
     timings = []
     for _ in range(5):
-        collector = Collector(Environment(), window_s=1.0)
+        collector = Collector(Environment(), settings=PluginSettings(window_s=1.0))
         record = collector.on_request
         t0 = time.perf_counter()
         for latency, start in zip(latencies, starts, strict=True):

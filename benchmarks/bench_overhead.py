@@ -21,6 +21,7 @@ from pathlib import Path
 
 from _targets import fast_target
 
+from ci_perf.loadtest.protocol import PluginSettings
 from ci_perf.loadtest.runner import COLLECTOR
 
 LOCUSTFILE = """
@@ -37,12 +38,9 @@ class Hammer(FastHttpUser):
 
 def one_run(url: str, locustfile: Path, *, collector: bool, seconds: int, folder: Path) -> float:
     files = f"{COLLECTOR},{locustfile}" if collector else str(locustfile)
-    env = {
-        **os.environ,
-        "CI_PERF_COLLECT_OUT": str(folder / "collected.json"),
-        "CI_PERF_WINDOW_S": "1",
-        "CI_PERF_RUN_TIME": "0",  # Locust's -t ends both arms the same way
-    }
+    # run_time 0: Locust's -t ends both arms the same way
+    settings = PluginSettings(collect_out=folder / "collected.json", window_s=1.0, run_time=0.0)
+    env = {**os.environ, **settings.to_env()}
     command = [sys.executable, "-m", "locust", "-f", files, "--headless", "-u", "10", "-r", "100"]
     command += ["-t", f"{seconds}s", "--host", url, "--only-summary", "--json", "--exit-code-on-error", "0"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)

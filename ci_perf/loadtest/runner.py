@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import json
 import math
 import os
 import queue
@@ -29,17 +28,16 @@ from pydantic import ValidationError
 
 from ci_perf.config import Config, format_duration
 from ci_perf.errors import EnvironmentFailure, InputError
+from ci_perf.loadtest.protocol import Marker, PluginEndpoint, PluginSettings, marker_in, parse_progress
 from ci_perf.results import CollectedRun
 
-COLLECTOR = Path(__file__).with_name("collector.py")
-ZERO_CODE = Path(__file__).with_name("zero_code.py")
-DUET = Path(__file__).with_name("duet.py")
-SHAPE = Path(__file__).with_name("shape.py")
-OPEN_MODEL = Path(__file__).with_name("open_model.py")
-STARTED = "CI_PERF_STARTED"
-WRITTEN = "CI_PERF_WRITTEN"
+PLUGINS = Path(__file__).with_name("plugins")
+COLLECTOR = PLUGINS / "collector.py"
+ZERO_CODE = PLUGINS / "zero_code.py"
+DUET = PLUGINS / "duet.py"
+SHAPE = PLUGINS / "shape.py"
+OPEN_MODEL = PLUGINS / "open_model.py"
 WRITTEN_GRACE_S = 0.5  # once the result is on disk, Locust's own shutdown (~2 s) is not worth waiting for
-PROGRESS = "CI_PERF_PROGRESS "
 STARTUP_GRACE_S = 60.0
 KILL_GRACE_S = 5.0
 SECRET_VARIABLES = ("GITHUB_TOKEN", "INPUT_GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN")
@@ -102,7 +100,7 @@ def locust_files(config: Config) -> list[str]:
     """What ``-f`` loads: our collector, the plugins the config needs, the users (theirs or ours)."""
     load = config.load
     files = [COLLECTOR]
-    if config.comparison.baseline_target:
+    if config.gate.comparison.baseline_target:
         files.append(DUET)
     if load.stage_plan() is not None and not load.open_model:
         files.append(SHAPE)
@@ -149,32 +147,34 @@ def worker_command(config: Config, *, master: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def plugin_settings(config: Config, *, collect_out: Path, progress: bool) -> PluginSettings:
+    """What the plugins inside Locust are told (``protocol.PluginSettings``)."""
+    load = config.load
+    plan = load.stage_plan()
+    return PluginSettings(
+        collect_out=collect_out,
+        window_s=load.window_seconds(),
+        run_time=load.duration,
+        progress=progress,
+        think_time=load.think_time,
+        endpoints=[PluginEndpoint.model_validate(e.model_dump()) for e in config.endpoints or []],
+        baseline_target=config.gate.comparison.baseline_target,
+        stages=plan if plan is not None and not load.open_model else None,
+        arrival=plan if plan is not None and load.open_model else None,
+        spawn_rate=load.spawn_rate,
+        processes=max(load.workers, load.process_count(os.cpu_count() or 1)),
+        break_on=config.break_limits() if load.profile == "breakpoint" else None,
+    )
+
+
 def child_environment(config: Config, *, collect_out: Path, progress: bool, base: Mapping[str, str]) -> dict[str, str]:
-    """The child's environment: ours plus the collector's settings, minus any token.
+    """The child's environment: ours plus the plugins' settings, minus any token.
 
     The locustfile is the pull request's code; it never sees the GitHub token.
     """
     env = {k: v for k, v in base.items() if k not in SECRET_VARIABLES}
-    env.update(
-        CI_PERF_COLLECT_OUT=str(collect_out),
-        CI_PERF_WINDOW_S=str(config.load.window_seconds()),
-        CI_PERF_RUN_TIME=str(config.load.duration),
-        CI_PERF_PROGRESS="1" if progress else "0",
-        CI_PERF_THINK_TIME=str(config.load.think_time),
-        PYTHONUNBUFFERED="1",
-    )
-    if config.endpoints:
-        env["CI_PERF_ENDPOINTS"] = json.dumps([e.model_dump() for e in config.endpoints])
-    if config.comparison.baseline_target:
-        env["CI_PERF_BASELINE_TARGET"] = config.comparison.baseline_target
-    plan = config.load.stage_plan()
-    if plan is not None:
-        stages = json.dumps([{"duration": s.duration, "target": s.target, "jump": s.jump} for s in plan])
-        env["CI_PERF_ARRIVAL" if config.load.open_model else "CI_PERF_STAGES"] = stages
-        env["CI_PERF_SPAWN_RATE"] = str(config.load.spawn_rate)
-        env["CI_PERF_PROCESSES"] = str(max(config.load.workers, config.load.process_count(os.cpu_count() or 1)))
-    if config.load.profile == "breakpoint":
-        env["CI_PERF_BREAK_ON"] = json.dumps(config.break_limits())
+    env.update(plugin_settings(config, collect_out=collect_out, progress=progress).to_env())
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
@@ -209,27 +209,58 @@ def run_locust(
             command, env=env, log=log, deadline_s=deadline_s, on_progress=on_progress
         )
     wall_s = time.monotonic() - began
-    if not started and config.load.workers:
-        load = config.load
-        raise EnvironmentFailure(
+    if not started:
+        raise _not_started(config, log_path=log_path)
+    if timed_out:
+        raise EnvironmentFailure(f"Locust ran past {deadline_s:.0f}s and was stopped; see {log_path}")
+    collected = _read_collected(collect_out, returncode=returncode, log_path=log_path)
+    return LoadRun(collected=collected, collected_path=collect_out, log_path=log_path, wall_s=wall_s)
+
+
+def _not_started(config: Config, *, log_path: Path) -> InputError | EnvironmentFailure:
+    """Why the test never began: missing external workers, or Locust refused the locustfile or flags."""
+    load = config.load
+    if load.workers:
+        return EnvironmentFailure(
             f"the Locust master waited {format_duration(load.worker_timeout)} for {load.workers} worker(s) on "
             f"{load.master_host}:{load.master_port} and the test did not start ({_last_error(log_path)}); start "
             "the workers (`ci-perf worker`), set load.master_host: 0.0.0.0 for workers on other machines, or "
             "raise load.worker_timeout"
         )
-    if not started:
-        raise InputError(f"Locust did not start the test: {_last_error(log_path)} (full log: {log_path})")
-    if timed_out:
-        raise EnvironmentFailure(f"Locust ran past {deadline_s:.0f}s and was stopped; see {log_path}")
-    if not collect_out.is_file():
+    return InputError(f"Locust did not start the test: {_last_error(log_path)} (full log: {log_path})")
+
+
+def _read_collected(path: Path, *, returncode: int | None, log_path: Path) -> CollectedRun:
+    if not path.is_file():
         raise EnvironmentFailure(f"Locust exited (code {returncode}) without writing measurements; see {log_path}")
     try:
-        collected = CollectedRun.model_validate_json(collect_out.read_text(encoding="utf-8"))
+        return CollectedRun.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        raise EnvironmentFailure(
-            f"the collector wrote an unreadable file {collect_out}: {exc.errors()[0]['msg']}"
-        ) from exc
-    return LoadRun(collected=collected, collected_path=collect_out, log_path=log_path, wall_s=wall_s)
+        raise EnvironmentFailure(f"the collector wrote an unreadable file {path}: {exc.errors()[0]['msg']}") from exc
+
+
+@dataclass
+class _Output:
+    """The child's stdout as it arrives: markers noted, progress passed on, everything else logged."""
+
+    log: TextIO
+    on_progress: ProgressSink | None
+    started: bool = False
+    end_by: float | None = None  # once the collector's file is written: when to stop waiting for Locust
+
+    def take(self, line: str) -> None:
+        progress = parse_progress(line)
+        if progress is not None:
+            if self.on_progress is not None:
+                self.on_progress(progress.model_dump())
+            return
+        marker = marker_in(line)
+        if marker is Marker.STARTED:
+            self.started = True
+        elif marker is Marker.WRITTEN:
+            self.end_by = time.monotonic() + WRITTEN_GRACE_S
+        else:
+            self.log.write(line)
 
 
 def _supervise(
@@ -254,42 +285,10 @@ def _supervise(
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_pump, args=(child.stdout, lines), daemon=True)
     reader.start()
-    started = False
-    group_ended = False
-    deadline = time.monotonic() + deadline_s
-    cut_short_at: float | None = None
+    output = _Output(log=log, on_progress=on_progress)
     try:
-        while True:
-            if not group_ended and child.poll() is not None:
-                # workers outliving their master would keep the pipe open
-                _kill_group(child)
-                group_ended = True
-            elif not group_ended and cut_short_at is not None and time.monotonic() > cut_short_at:
-                # the collector's file is on disk: nothing else is needed from Locust
-                _kill_group(child, at_once=True)
-                group_ended = True
-            wait = 0.05 if cut_short_at is not None else 1.0
-            try:
-                line = lines.get(timeout=max(0.05, min(wait, deadline - time.monotonic())))
-            except queue.Empty:
-                if time.monotonic() > deadline:
-                    _kill_group(child)
-                    return started, None, True
-                continue
-            if line is None:
-                break
-            if line.startswith(PROGRESS):
-                if on_progress is not None:
-                    on_progress(json.loads(line[len(PROGRESS) :]))
-                continue
-            if line.strip() == STARTED:
-                started = True
-                continue
-            if line.strip() == WRITTEN:
-                cut_short_at = time.monotonic() + WRITTEN_GRACE_S
-                continue
-            log.write(line)
-        returncode = child.wait(timeout=KILL_GRACE_S)
+        timed_out = _follow(child, lines, output=output, deadline=time.monotonic() + deadline_s)
+        returncode = None if timed_out else child.wait(timeout=KILL_GRACE_S)
     except BaseException:
         _kill_group(child)
         raise
@@ -298,7 +297,37 @@ def _supervise(
         reader.join(timeout=KILL_GRACE_S)  # the group is gone: the pipe is at its end
         if child.stdout is not None:
             child.stdout.close()
-    return started, returncode, False
+    return output.started, returncode, timed_out
+
+
+def _follow(child: subprocess.Popen[str], lines: queue.Queue[str | None], *, output: _Output, deadline: float) -> bool:
+    """Read the child's output to its end, ending the group when it is done; True if the deadline came first."""
+    group_ended = False
+    while True:
+        if not group_ended:
+            group_ended = _end_group_when_done(child, end_by=output.end_by)
+        wait = 0.05 if output.end_by is not None else 1.0
+        try:
+            line = lines.get(timeout=max(0.05, min(wait, deadline - time.monotonic())))
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                _kill_group(child)
+                return True
+            continue
+        if line is None:
+            return False
+        output.take(line)
+
+
+def _end_group_when_done(child: subprocess.Popen[str], *, end_by: float | None) -> bool:
+    """End the process group once the master exited or the collector's file is written; True if ended."""
+    if child.poll() is not None:
+        _kill_group(child)  # workers outliving their master would keep the pipe open
+        return True
+    if end_by is not None and time.monotonic() > end_by:
+        _kill_group(child, at_once=True)  # the collector's file is on disk: nothing else is needed from Locust
+        return True
+    return False
 
 
 def _pump(stream: TextIO | None, lines: queue.Queue[str | None]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from ci_perf.loadtest.protocol import ENV_VARIABLES
 from ci_perf.loadtest.runner import free_port
 from ci_perf.results import SCHEMA_VERSION
 from tests.conftest import DemoService, write
@@ -64,7 +65,7 @@ def requests_in(result_path: Path) -> int:
 
 # every Locust process a run starts (master and forked workers) has this in its environment,
 # pointing into that run's out dir (ci_perf.loadtest.protocol.PluginSettings.collect_out)
-COLLECT_OUT = "CI_PERF_COLLECT_OUT"
+COLLECT_OUT = ENV_VARIABLES["collect_out"]
 
 
 def locust_left(out_dir: Path) -> list[int]:

@@ -1,20 +1,22 @@
 """A Locust user generated from the ``endpoints:`` list, for teams without a locustfile.
 
-Runs INSIDE Locust. The runner passes the endpoints as JSON in
-``CI_PERF_ENDPOINTS`` (``[{"method", "path", "body", "weight"}, ...]``) and the
-think time in ``CI_PERF_THINK_TIME`` (seconds). Each endpoint becomes one task,
-reported as ``METHOD path`` like every other endpoint.
+Runs INSIDE Locust. The runner passes the endpoints and the think time (seconds) in
+``protocol.PluginSettings``. Each endpoint becomes one task, reported as ``METHOD path``
+like every other endpoint.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from typing import Any
 
 from locust import constant
 from locust.contrib.fasthttp import FastHttpUser
+
+from ci_perf.loadtest.protocol import PluginSettings
+
+_SETTINGS = PluginSettings.from_env(os.environ)
 
 
 def _task(method: str, path: str, body: Any) -> Callable[[FastHttpUser], None]:
@@ -28,13 +30,12 @@ def _task(method: str, path: str, body: Any) -> Callable[[FastHttpUser], None]:
     return run
 
 
-def _tasks_from_environment() -> dict[Callable[[FastHttpUser], None], int]:
-    endpoints = json.loads(os.environ.get("CI_PERF_ENDPOINTS", "[]"))
-    return {_task(e["method"], e["path"], e.get("body")): int(e.get("weight", 1)) for e in endpoints}
+def _tasks(settings: PluginSettings) -> dict[Callable[[FastHttpUser], None], int]:
+    return {_task(e.method, e.path, e.body): e.weight for e in settings.endpoints}
 
 
 class EndpointsUser(FastHttpUser):
     """Requests the configured endpoints in proportion to their weights."""
 
-    tasks = _tasks_from_environment()  # type: ignore[assignment] # Locust documents {task: weight} too
-    wait_time = constant(float(os.environ.get("CI_PERF_THINK_TIME", "0")))
+    tasks = _tasks(_SETTINGS)  # type: ignore[assignment] # Locust documents {task: weight} too
+    wait_time = constant(_SETTINGS.think_time)

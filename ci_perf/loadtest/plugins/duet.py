@@ -1,11 +1,11 @@
 """Duet mode, inside Locust: every request goes to the head *and* the base deployment, in random order.
 
 The runner adds this file to ``-f`` when ``comparison.baseline_target`` is set and passes the base URL
-in ``CI_PERF_BASELINE_TARGET``. At ``init`` each User class (``HttpUser`` or ``FastHttpUser``, the
+(``protocol.PluginSettings.baseline_target``). At ``init`` each User class (``HttpUser`` or ``FastHttpUser``, the
 zero-code user included) gets a client that sends each call twice: to the head (``--host``) and to
 the base, one after the other in a random order, so both arms share the same moment, the same
 runner noise and the same load. The user's code sees the head's response; the base's request is
-tagged ``context["ci_perf_arm"] = "base"`` for the collector. The base request never uses
+tagged ``context[protocol.ARM_KEY] = "base"`` for the collector. The base request never uses
 ``catch_response`` (its failures are counted by status code), so a user's validation code runs once.
 """
 
@@ -23,7 +23,8 @@ from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
 from locust.env import Environment
 from locust.user.users import HttpUser
 
-ARM_KEY = "ci_perf_arm"
+from ci_perf.loadtest.protocol import ARM_KEY, BASE, PluginSettings
+
 _METHODS = ("request", "get", "post", "put", "patch", "delete", "head", "options")
 
 
@@ -57,7 +58,7 @@ class DuetClient:
 
         def both(*args: Any, **kwargs: Any) -> Any:
             base_kwargs = {k: v for k, v in kwargs.items() if k != "catch_response"}
-            base_kwargs["context"] = {**(kwargs.get("context") or {}), ARM_KEY: "base"}
+            base_kwargs["context"] = {**(kwargs.get("context") or {}), ARM_KEY: BASE}
             call_base = getattr(self._base, name)
             if self._rng.random() < 0.5:
                 call_base(*args, **base_kwargs)
@@ -109,7 +110,7 @@ def _wrap(user_class: type, base_url: str, rng: random.Random) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    base_url = os.environ.get("CI_PERF_BASELINE_TARGET")
+    base_url = PluginSettings.from_env(os.environ).baseline_target
     if not base_url:
         return
     rng = random.Random()  # noqa: S311 - the order of two requests, not cryptography

@@ -1,35 +1,28 @@
 """The Locust plugin that measures a run: it runs INSIDE Locust, never in ci-perf itself.
 
-The runner starts Locust with ``-f collector.py,<locustfile>``. Every request
+The runner starts Locust with ``-f plugins/collector.py,<locustfile>``. Every request
 event is recorded into a DDSketch per (arm, endpoint, time window) with counts,
 failures and the most frequent failure messages (capped). Windows lie on an
 absolute grid (``floor(start_time / window_s)``) so that workers on one clock
 line up without talking to each other.
 
-It also owns the run clock, instead of Locust's ``-t``: after ``CI_PERF_RUN_TIME``
+It also owns the run clock, instead of Locust's ``-t``: after ``run_time``
 seconds it stops the users gracefully (in-flight requests finish, up to
 ``--stop-timeout``), waits until every worker has sent its final windows, writes
 the merged result, then quits Locust. With ``-t`` the master quits after a fixed
 0.5 s and drops whatever the workers had not yet reported.
 
-Settings come from environment variables set by the runner:
-
-``CI_PERF_COLLECT_OUT``  where the master (or the single process) writes ``CollectedRun`` JSON
-``CI_PERF_WINDOW_S``     window length in seconds
-``CI_PERF_RUN_TIME``     seconds of load, counted from the start of spawning
-``CI_PERF_PROGRESS``     "1": print a ``CI_PERF_PROGRESS {json}`` line to stdout every second
-
-Stdout markers (``CI_PERF_STARTED``, ``CI_PERF_PROGRESS``, ``CI_PERF_WRITTEN``) are read by the runner.
+Its settings (``collect_out``, ``window_s``, ``run_time``, ``progress``) and the stdout markers the
+runner reads are in ``loadtest/protocol.py``; the file it writes is a ``results.CollectedRun``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections import Counter
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import gevent
@@ -38,12 +31,24 @@ from locust import __version__ as locust_version
 from locust import events
 from locust.env import Environment
 from locust.rpc import Message
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from ci_perf import sketches
-from ci_perf.sketches import Sketch
+from ci_perf.loadtest.protocol import (
+    ARM_KEY,
+    COLLECTOR_ATTRIBUTE,
+    HEAD,
+    INTENDED_KEY,
+    MESSAGE_TYPE,
+    Arm,
+    Marker,
+    PluginSettings,
+    Progress,
+    WorkerReport,
+    progress_line,
+)
+from ci_perf.results import BreakMark, CollectedEndpointWindow, CollectedRun, CpuSample, ErrorCount, StepMark
 
-MESSAGE_TYPE = "ci_perf_windows"
 MAX_MESSAGES_PER_CELL = 10
 MAX_MESSAGE_CHARS = 300
 OTHER_MESSAGES = "(other failure messages)"
@@ -51,9 +56,6 @@ WORKER_FLUSH_S = 2.0
 CPU_SAMPLE_S = 1.0
 PROGRESS_S = 1.0
 PROGRESS_SPAN_S = 5.0
-ARM_KEY = "ci_perf_arm"  # = duet.ARM_KEY (not imported: duet.py is only loaded in duet mode)
-INTENDED_KEY = "ci_perf_intended"  # set by open_model.py
-HEAD = "head"
 _KEY_MULTIPLIER = sketches.KEY_MULTIPLIER
 _SMALLEST_KEYED = sketches.SMALLEST_KEYED
 
@@ -101,74 +103,90 @@ class _Cell:
         self.first_start = math.inf
         self.last_end = 0.0
 
-    def export(self, arm: str, endpoint: str, start: float) -> dict[str, Any]:
-        sketch = sketches.from_counts(self.counts, zeros=self.zeros, total=self.total, low=self.low, high=self.high)
-        return {
-            "arm": arm,
-            "endpoint": endpoint,
-            "start": start,
-            "requests": self.requests,
-            "failures": self.failures,
-            "latency": sketch.model_dump(),
-            "errors": dict(self.messages),
-            "first_start": self.first_start,
-            "last_end": self.last_end,
+    def export(self, arm: Arm, endpoint: str, start: float) -> CollectedEndpointWindow:
+        return CollectedEndpointWindow(
+            arm=arm,
+            endpoint=endpoint,
+            start=start,
+            requests=self.requests,
+            failures=self.failures,
+            latency=sketches.from_counts(self.counts, zeros=self.zeros, total=self.total, low=self.low, high=self.high),
+            errors=_error_counts(self.messages),  # in the order seen: merging keeps the first ten
+            first_start=self.first_start,
+            last_end=self.last_end,
+        )
+
+
+def _error_counts(messages: dict[str, int]) -> list[ErrorCount]:
+    return [ErrorCount(message=message, count=count) for message, count in messages.items()]
+
+
+def _merge(have: CollectedEndpointWindow, part: CollectedEndpointWindow) -> CollectedEndpointWindow:
+    """One cell from two sources (exact sums); the failure messages stay capped."""
+    messages: Counter[str] = Counter({e.message: e.count for e in have.errors})
+    _add_messages(messages, {e.message: e.count for e in part.errors})
+    return have.model_copy(
+        update={
+            "requests": have.requests + part.requests,
+            "failures": have.failures + part.failures,
+            "latency": sketches.merge([have.latency, part.latency]),
+            "errors": _error_counts(messages),
+            "first_start": min(have.first_start, part.first_start),
+            "last_end": max(have.last_end, part.last_end),
         }
+    )
 
 
 class _Merged:
     """Windows merged from every source (this process, every worker): exact sums."""
 
     def __init__(self) -> None:
-        self.cells: dict[tuple[str, str, float], dict[str, Any]] = {}
-        self.cpu: list[dict[str, Any]] = []
+        self.cells: dict[tuple[str, str, float], CollectedEndpointWindow] = {}
+        self.cpu: list[CpuSample] = []
 
-    def add(self, exported: list[dict[str, Any]]) -> None:
-        for part in exported:
-            key = (part["arm"], part["endpoint"], part["start"])
+    def add(self, windows: Iterable[CollectedEndpointWindow]) -> None:
+        for part in windows:
+            key = (part.arm, part.endpoint, part.start)
             have = self.cells.get(key)
-            if have is None:
-                self.cells[key] = part
-                continue
-            have["requests"] += part["requests"]
-            have["failures"] += part["failures"]
-            merged = sketches.merge([Sketch(**have["latency"]), Sketch(**part["latency"])])
-            have["latency"] = merged.model_dump()
-            messages: Counter[str] = Counter(have["errors"])
-            _add_messages(messages, part["errors"])
-            have["errors"] = dict(messages)
-            have["first_start"] = min(have["first_start"], part["first_start"])
-            have["last_end"] = max(have["last_end"], part["last_end"])
+            self.cells[key] = part if have is None else _merge(have, part)
 
-    def progress(self, *, now: float, started: float, run_time: float) -> dict[str, Any]:
+    def progress(self, *, now: float, started: float, run_time: float) -> Progress:
         recent_from = now - PROGRESS_SPAN_S
         total = failures = recent = 0
         recent_sketches = []
         for (_, _, start), cell in self.cells.items():
-            total += cell["requests"]
-            failures += cell["failures"]
+            total += cell.requests
+            failures += cell.failures
             if start >= recent_from:
-                recent += cell["requests"]
-                recent_sketches.append(Sketch(**cell["latency"]))
+                recent += cell.requests
+                recent_sketches.append(cell.latency)
         span = min(PROGRESS_SPAN_S, max(now - started, 1e-9))
-        return {
-            "elapsed": round(now - started, 1),
-            "total": run_time,
-            "requests": total,
-            "failures": failures,
-            "rps": round(recent / span, 1),
-            "p95_ms": sketches.quantile(sketches.merge(recent_sketches), 0.95),
-        }
+        return Progress(
+            elapsed=round(now - started, 1),
+            total=run_time,
+            requests=total,
+            failures=failures,
+            rps=round(recent / span, 1),
+            p95_ms=sketches.quantile(sketches.merge(recent_sketches), 0.95),
+        )
+
+    def windows(self) -> list[CollectedEndpointWindow]:
+        """Every cell, its failure messages most frequent first (the file's order)."""
+        return [
+            cell.model_copy(update={"errors": sorted(cell.errors, key=lambda e: (-e.count, e.message))})
+            for cell in self.cells.values()
+        ]
 
 
 class Collector:
     """Records this process's requests; on the master (or alone) also merges and writes."""
 
-    def __init__(self, environment: Environment, *, window_s: float) -> None:
+    def __init__(self, environment: Environment, *, settings: PluginSettings) -> None:
         self.environment = environment
-        self.window_s = window_s
-        self.cells: dict[tuple[str, str, str, float], _Cell] = {}  # (arm, method, name, window index)
-        self.cpu: list[dict[str, Any]] = []
+        self.settings = settings
+        self.window_s = settings.window_s
+        self.cells: dict[tuple[Arm, str, str, float], _Cell] = {}  # (arm, method, name, window index)
+        self.cpu: list[CpuSample] = []
         self.merged = _Merged()
         self.process = psutil.Process()
         self.process.cpu_percent(None)
@@ -178,9 +196,17 @@ class Collector:
         self.stop_timeout = float(environment.parsed_options.stop_timeout) if environment.parsed_options else 0.0
         self.finals_received = 0
         self.written = False
-        self.steps: list[dict[str, Any]] = []  # shape.py: when each stage began
-        self.broke: dict[str, Any] | None = None  # shape.py: where a breakpoint run broke
+        self.steps: list[StepMark] = []  # shape.py: when each stage began
+        self.broke: BreakMark | None = None  # shape.py: where a breakpoint run broke
         self.open_counts: Counter[str] = Counter()  # open_model.py: scheduled, late, dropped …
+
+    # -- protocol.Recorder: what the other plugins call ----------------------------------------
+    def mark_step(self, mark: StepMark) -> None:
+        self.steps.append(mark)
+
+    def stop_early(self, broke: BreakMark) -> None:
+        self.broke = broke
+        gevent.spawn(self.finish)
 
     # -- every process -------------------------------------------------------------------------
     def on_request(
@@ -230,7 +256,7 @@ class Collector:
         if end > cell.last_end:  # noqa: PLR1730
             cell.last_end = end
 
-    def drain(self) -> list[dict[str, Any]]:
+    def drain(self) -> list[CollectedEndpointWindow]:
         """Export and forget what this process recorded so far."""
         cells, self.cells = self.cells, {}
         return [
@@ -242,16 +268,27 @@ class Collector:
         runner = self.environment.runner
         if runner is not None and runner.user_count:
             self.peak_users = max(self.peak_users, runner.user_count)
-            self.cpu.append({"process": label, "at": time.time(), "percent": self.process.cpu_percent(None)})
+            self.cpu.append(CpuSample(process=label, at=time.time(), percent=self.process.cpu_percent(None)))
 
     # -- the master, or the only process -------------------------------------------------------
-    def progress_line(self) -> None:
+    def print_progress(self) -> None:
         if self.started_at is None:
             return
         self.merged.add(self.drain())
-        run_time = float(os.environ.get("CI_PERF_RUN_TIME", "0"))
-        line = self.merged.progress(now=time.time(), started=self.started_at, run_time=run_time)
-        print("CI_PERF_PROGRESS " + json.dumps(line), flush=True)
+        progress = self.merged.progress(now=time.time(), started=self.started_at, run_time=self.settings.run_time)
+        print(progress_line(progress), flush=True)
+
+    def start(self) -> None:
+        """test_start: the run clock begins (once; a master may see test_start again)."""
+        if self.started_at is not None:
+            return
+        self.started_at = time.time()
+        runner = self.environment.runner
+        if isinstance(runner, MasterRunner):
+            self.workers = list(runner.clients.keys())
+        print(Marker.STARTED, flush=True)
+        if self.settings.run_time > 0:
+            gevent.spawn_later(self.settings.run_time, self.finish)
 
     def finish(self) -> None:
         """Stop users gracefully, collect every worker's final windows, write, quit."""
@@ -274,18 +311,24 @@ class Collector:
                 runner.server.send_to_client(Message("quit", None, worker))
         runner.quit()
 
+    def report(self, *, final: bool = False) -> WorkerReport:
+        """A worker's windows, CPU samples and open-model counters since its last report."""
+        report = WorkerReport(windows=self.drain(), cpu=self.cpu, open=dict(self.open_counts), final=final)
+        self.cpu = []
+        self.open_counts = Counter()
+        return report
+
     def on_worker_message(self, environment: Environment, msg: Any, **_: Any) -> None:  # noqa: ARG002 - Locust's signature
-        self.merged.add(msg.data["windows"])
-        self.merged.cpu.extend(msg.data["cpu"])
-        self.open_counts.update(msg.data.get("open") or {})
-        if msg.data.get("final"):
+        report = WorkerReport.model_validate(msg.data)
+        self.merged.add(report.windows)
+        self.merged.cpu.extend(report.cpu)
+        self.open_counts.update(report.open)
+        if report.final:
             self.finals_received += 1
 
     def write(self) -> None:
-        if self.written:
-            return
-        out = os.environ.get("CI_PERF_COLLECT_OUT")
-        if not out:
+        out = self.settings.collect_out
+        if self.written or out is None:
             return
         self.merged.add(self.drain())
         self.merged.cpu.extend(self.cpu)
@@ -293,28 +336,23 @@ class Collector:
         warnings = []
         if getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False):
             warnings.append("Locust reported a load-generator CPU above 90%")
-        windows = []
-        for part in self.merged.cells.values():
-            messages = sorted(part["errors"].items(), key=lambda item: (-item[1], item[0]))
-            windows.append({**part, "errors": [{"message": m, "count": c} for m, c in messages]})
-        document = {
-            "locust_version": locust_version,
-            "window_s": self.window_s,
-            "windows": windows,
-            "cpu": self.merged.cpu,
-            "cpu_warnings": warnings,
-            "peak_users": self.peak_users,
-            "started_at": self.started_at,
-            "steps": self.steps,
-            "broke": self.broke,
-            "open_model": dict(self.open_counts) if self.open_counts else None,
-        }
-        path = Path(out)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(document), encoding="utf-8")
-        tmp.replace(path)
+        collected = CollectedRun(
+            locust_version=locust_version,
+            window_s=self.window_s,
+            windows=self.merged.windows(),
+            cpu=self.merged.cpu,
+            cpu_warnings=warnings,
+            peak_users=self.peak_users,
+            started_at=self.started_at,
+            steps=self.steps,
+            broke=self.broke,
+            open_model=dict(self.open_counts) if self.open_counts else None,
+        )
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(collected.model_dump_json(), encoding="utf-8")
+        tmp.replace(out)
         self.written = True
-        print("CI_PERF_WRITTEN", flush=True)
+        print(Marker.WRITTEN, flush=True)
 
 
 def _every(seconds: float, action: Any) -> None:
@@ -329,46 +367,35 @@ _collector: Collector | None = None
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     global _collector  # noqa: PLW0603 - Locust plugins hook module-level events; one collector per process
-    window_s = float(os.environ.get("CI_PERF_WINDOW_S", "1"))
-    collector = _collector = Collector(environment, window_s=window_s)
-    environment.ci_perf_collector = collector  # type: ignore[attr-defined] # for shape.py and open_model.py
+    collector = _collector = Collector(environment, settings=PluginSettings.from_env(os.environ))
+    setattr(environment, COLLECTOR_ATTRIBUTE, collector)  # protocol.recorder_of: for shape.py and open_model.py
     environment.events.request.add_listener(collector.on_request)
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        label = f"worker-{os.getpid()}"
+        _as_worker(collector, runner)
+    else:
+        _as_master(collector, runner)
 
-        def flush(final: bool = False) -> None:
-            runner.send_message(
-                MESSAGE_TYPE,
-                {"windows": collector.drain(), "cpu": collector.cpu, "final": final, "open": collector.open_counts},
-            )
-            collector.cpu = []
-            collector.open_counts = Counter()
 
-        gevent.spawn(_every, WORKER_FLUSH_S, flush)
-        gevent.spawn(_every, CPU_SAMPLE_S, lambda: collector.sample_cpu(label))
-        environment.events.test_stop.add_listener(lambda **_: flush(final=True))
-        return
+def _as_worker(collector: Collector, runner: WorkerRunner) -> None:
+    """A worker records and reports to the master every few seconds, and a last time at test_stop."""
+    label = f"worker-{os.getpid()}"
+
+    def send(final: bool = False) -> None:
+        runner.send_message(MESSAGE_TYPE, collector.report(final=final).model_dump())
+
+    gevent.spawn(_every, WORKER_FLUSH_S, send)
+    gevent.spawn(_every, CPU_SAMPLE_S, lambda: collector.sample_cpu(label))
+    collector.environment.events.test_stop.add_listener(lambda **_: send(final=True))
+
+
+def _as_master(collector: Collector, runner: Runner | None) -> None:
+    """The master, or the only process: merges, prints progress, owns the run clock, writes the file."""
     if isinstance(runner, MasterRunner):
         runner.register_message(MESSAGE_TYPE, collector.on_worker_message)
-    gevent.spawn(
-        _every,
-        CPU_SAMPLE_S,
-        lambda: collector.sample_cpu("master" if runner is not None and isinstance(runner, MasterRunner) else "locust"),
-    )
-    if os.environ.get("CI_PERF_PROGRESS") == "1":
-        gevent.spawn(_every, PROGRESS_S, collector.progress_line)
-
-    def on_test_start(**_: Any) -> None:
-        if collector.started_at is not None:
-            return
-        collector.started_at = time.time()
-        if isinstance(runner, MasterRunner):
-            collector.workers = list(runner.clients.keys())
-        print("CI_PERF_STARTED", flush=True)
-        run_time = float(os.environ.get("CI_PERF_RUN_TIME", "0"))
-        if run_time > 0:
-            gevent.spawn_later(run_time, collector.finish)
-
-    environment.events.test_start.add_listener(on_test_start)
-    environment.events.quitting.add_listener(lambda **_: collector.write())
+    label = "master" if isinstance(runner, MasterRunner) else "locust"
+    gevent.spawn(_every, CPU_SAMPLE_S, lambda: collector.sample_cpu(label))
+    if collector.settings.progress:
+        gevent.spawn(_every, PROGRESS_S, collector.print_progress)
+    collector.environment.events.test_start.add_listener(lambda **_: collector.start())
+    collector.environment.events.quitting.add_listener(lambda **_: collector.write())

@@ -1,11 +1,11 @@
 """The open model inside Locust: requests start on a schedule, whatever the response time.
 
 The runner uses this file instead of ``zero_code.py`` when ``load.arrival_rate`` (or stages with
-``arrival_rate``) is set, and passes ``CI_PERF_ENDPOINTS``, ``CI_PERF_ARRIVAL`` (stages of
-requests per second, JSON) and ``CI_PERF_PROCESSES`` (each process takes its share of the rate,
-with a random phase). ``load.users`` simulated users form a pool; each takes the next scheduled
+``arrival_rate``) is set, and passes (``protocol.PluginSettings``) the ``endpoints``, the ``arrival``
+stages (requests per second) and the number of ``processes`` (each process takes its share of the
+rate, with a random phase). ``load.users`` simulated users form a pool; each takes the next scheduled
 start, waits for it, picks an endpoint by weight and sends it with
-``context["ci_perf_intended"]`` = the intended start, so that the collector measures latency from
+``context[protocol.INTENDED_KEY]`` = the intended start, so that the collector measures latency from
 the intended start (coordinated omission corrected: a stalled service is charged for the requests
 it made wait). A start more than ``MAX_LATE_S`` behind schedule is dropped and counted — the pool
 was too small for the load — and so is every scheduled start the run never reached.
@@ -13,10 +13,10 @@ was too small for the load — and so is every scheduled start the run never rea
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,14 +26,16 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-from ci_perf.profiles import Stage, scheduled_starts
+from ci_perf.loadtest.protocol import INTENDED_KEY, PluginSettings, recorder_of
+from ci_perf.profiles import requests_owed, scheduled_starts
 
 LATE_S = 0.010  # a start this far behind schedule is late (counted; latency still corrected)
 MAX_LATE_S = 1.0  # … this far behind, it is dropped: the pool of users cannot keep up
 
-_ENDPOINTS = json.loads(os.environ.get("CI_PERF_ENDPOINTS", "[]"))
-_PLAN = [Stage(**s) for s in json.loads(os.environ.get("CI_PERF_ARRIVAL", "[]"))]
-_SHARE = 1.0 / max(1, int(os.environ.get("CI_PERF_PROCESSES", "1")))
+_SETTINGS = PluginSettings.from_env(os.environ)
+_ENDPOINTS = _SETTINGS.endpoints
+_PLAN = _SETTINGS.arrival or []
+_SHARE = 1.0 / _SETTINGS.processes
 _rng = random.Random()  # noqa: S311 - load mix and phase, not cryptography
 
 
@@ -57,24 +59,17 @@ class _Schedule:
 
     def owed(self, until: float) -> float:
         """How many starts the rate owed this process from the run's start until ``until``."""
-        elapsed, owed, start = until - self.started_at, 0.0, 0.0
-        previous = 0.0
-        for stage in _PLAN:
-            part = min(max(elapsed - start, 0.0), stage.duration)
-            a = stage.target if stage.jump else previous
-            rate_end = a + (stage.target - a) * part / stage.duration if stage.duration else stage.target
-            owed += _SHARE * (a + rate_end) / 2 * part
-            start += stage.duration
-            previous = stage.target
-        return owed
+        return requests_owed(_PLAN, until - self.started_at, share=_SHARE)
 
 
 _schedule = _Schedule()
-_weights = [int(e.get("weight", 1)) for e in _ENDPOINTS]
+_weights = [e.weight for e in _ENDPOINTS]
 
 
-def _counters(environment: Environment) -> Any:
-    return environment.ci_perf_collector.open_counts  # type: ignore[attr-defined]
+def _counters(environment: Environment) -> Counter[str]:
+    recorder = recorder_of(environment)
+    assert recorder is not None  # the runner always loads the collector first
+    return recorder.open_counts
 
 
 class OpenModelUser(FastHttpUser):
@@ -101,9 +96,9 @@ class OpenModelUser(FastHttpUser):
         if lateness > LATE_S:
             counts["late"] += 1
         endpoint = _rng.choices(_ENDPOINTS, weights=_weights)[0]
-        extra = {} if endpoint.get("body") is None else {"json": endpoint["body"]}
+        extra = {} if endpoint.body is None else {"json": endpoint.body}
         self.client.request(
-            endpoint["method"], endpoint["path"], name=endpoint["path"], context={"ci_perf_intended": intended}, **extra
+            endpoint.method, endpoint.path, name=endpoint.path, context={INTENDED_KEY: intended}, **extra
         )
 
 
@@ -116,9 +111,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     """Starts the schedule owed but no user took are dropped too (the pool was busy to the end)."""
-    collector = getattr(environment, "ci_perf_collector", None)
-    if collector is None or _schedule.times is None or isinstance(environment.runner, MasterRunner):
+    recorder = recorder_of(environment)
+    if recorder is None or _schedule.times is None or isinstance(environment.runner, MasterRunner):
         return
     owed = _schedule.owed(time.time())
-    collector.open_counts["unstarted"] += max(0, round(owed) - _schedule.taken)
-    collector.open_counts["owed"] += owed
+    recorder.open_counts["unstarted"] += max(0, round(owed) - _schedule.taken)
+    recorder.open_counts["owed"] += owed  # type: ignore[assignment] # a Counter of requests holds this float too
