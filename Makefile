@@ -33,6 +33,7 @@ lint: $(BIN)/ci-perf
 	$(BIN)/ruff check ci_perf tests benchmarks
 	$(BIN)/ruff format --check ci_perf tests benchmarks
 	$(BIN)/mypy --strict ci_perf
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint Dockerfile
 
 # The GitHub Action's image built from Dockerfile and run without a container runtime
