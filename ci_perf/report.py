@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -101,6 +101,23 @@ def templates_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "templates"
 
 
+_FILTERS: dict[str, Callable[..., str]] = {
+    "ms": format_ms,
+    "pct": format_pct,
+    "rps": format_rps,
+    "delta": format_delta,
+    "points": format_points,
+    "p": format_p,
+    "count": format_count,
+    "value": format_value,
+    "md": escape_markdown,
+    "code": code,
+    "plain": plain,
+    "spark": sparkline,
+    "mermaid_label": mermaid_label,
+}
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(  # noqa: S701 - markdown output; untrusted text goes through the md/code filters
@@ -110,27 +127,15 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(
-        ms=format_ms,
-        pct=format_pct,
-        rps=format_rps,
-        delta=format_delta,
-        points=format_points,
-        p=format_p,
-        count=format_count,
-        value=format_value,
-        md=escape_markdown,
-        code=code,
-        plain=plain,
-        spark=sparkline,
-        mermaid_label=mermaid_label,
-    )
+    env.filters.update(_FILTERS)
     env.globals.update(
-        MARKER=MARKER,
-        MEASURES=MEASURES,
-        METRICS=METRICS,
-        describe_change=describe_change,
-        fingerprint_tag=fingerprint_tag,
+        {
+            "MARKER": MARKER,
+            "MEASURES": MEASURES,
+            "METRICS": METRICS,
+            "describe_change": describe_change,
+            "fingerprint_tag": fingerprint_tag,
+        }
     )
     return env
 

@@ -303,17 +303,13 @@ def _estimate(
     base_matrix, current_matrix, offset = stats.window_matrices(
         [w.latency for w in base_windows], [w.latency for w in current_windows]
     )
-    matrices = (base_matrix, current_matrix, stats.key_values(offset, base_matrix.bins.shape[1]), _STATISTIC[metric])
+    key_values = stats.key_values(offset, base_matrix.bins.shape[1])
+    pair = stats.WindowPair(base_matrix, current_matrix, key_values, _STATISTIC[metric])
+    resampling = stats.Resampling(alpha, power, settings.bootstrap, rng)
     if mode == "duet":
-        return stats.paired_test(*matrices, alpha=alpha, power=power, replicates=settings.bootstrap, rng=rng)
-    return stats.windows_test(
-        *matrices,
-        alpha=alpha,
-        power=power,
-        replicates=settings.bootstrap,
-        rng=rng,
-        run_variance=math.log1p(settings.run_noise_percent / 100) ** 2 * (1 + 1 / len(before)),
-    )
+        return stats.paired_test(pair, resampling)
+    run_variance = math.log1p(settings.run_noise_percent / 100) ** 2 * (1 + 1 / len(before))
+    return stats.windows_test(pair, resampling, run_variance=run_variance)
 
 
 @dataclass(frozen=True)

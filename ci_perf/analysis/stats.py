@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -99,6 +100,24 @@ class WindowMatrix:
     bins: NDArray[np.float64]  # windows × keys (column 0 holds zeros)
     sums: NDArray[np.float64]
     counts: NDArray[np.float64]
+
+
+class WindowPair(NamedTuple):
+    """Both arms' windows on one key grid, and the statistic a test compares (a quantile or "mean")."""
+
+    base: WindowMatrix
+    current: WindowMatrix
+    values: NDArray[np.float64]  # the value of each key column (``key_values``)
+    statistic: float | str
+
+
+class Resampling(NamedTuple):
+    """How a window test decides: its level, the power of its MDE, and the bootstrap."""
+
+    alpha: float
+    power: float
+    replicates: int
+    rng: np.random.Generator
 
 
 def window_matrices(base: Sequence[Sketch], current: Sequence[Sketch]) -> tuple[WindowMatrix, WindowMatrix, int]:
@@ -219,18 +238,7 @@ def _percentile_interval(ratios: NDArray[np.float64], replicates: int) -> tuple[
     return float(low), float(high)
 
 
-def windows_test(
-    base: WindowMatrix,
-    current: WindowMatrix,
-    values: NDArray[np.float64],
-    statistic: float | str,
-    *,
-    alpha: float,
-    power: float,
-    replicates: int,
-    rng: np.random.Generator,
-    run_variance: float = 0.0,
-) -> Estimate | None:
+def windows_test(pair: WindowPair, test: Resampling, *, run_variance: float = 0.0) -> Estimate | None:
     """One run against one or two earlier runs (pooled), from their windows.
 
     p-values and MDE: Welch's test on batch means of the log statistic, each arm's variance inflated
@@ -240,6 +248,8 @@ def windows_test(
     the variance of the test and widens the interval, so that two runs that differ only by the
     usual run-to-run offset are not called different.
     """
+    base, current, values, statistic = pair
+    alpha, power, replicates, rng = test
     arms = []
     for matrix in (base, current):
         size = batch_size(matrix.counts, statistic)
@@ -283,17 +293,7 @@ def windows_test(
 # -- duet mode ---------------------------------------------------------------------------------
 
 
-def paired_test(
-    base: WindowMatrix,
-    current: WindowMatrix,
-    values: NDArray[np.float64],
-    statistic: float | str,
-    *,
-    alpha: float,
-    power: float,
-    replicates: int,
-    rng: np.random.Generator,
-) -> Estimate | None:
+def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
     """Head against base measured in the same windows (row i of both matrices is the same time span).
 
     Windows are grouped into batches (smaller than in ``windows_test``: with requests sent to both
@@ -305,6 +305,8 @@ def paired_test(
     ratio; interval: a stationary block bootstrap drawing the same windows for both arms.
     The sd of d is at least the quantisation error of two sketches.
     """
+    base, current, values, statistic = pair
+    alpha, power, replicates, rng = test
     size = max(
         batch_size(base.counts, statistic, tail=PAIRED_TAIL), batch_size(current.counts, statistic, tail=PAIRED_TAIL)
     )

@@ -76,14 +76,28 @@ def _candidate(
     config: Config, *, out_dir: Path, environ: Mapping[str, str], stream: TextIO, progress: ProgressLine | None
 ) -> RunOutcome:
     """A run judged and printed like a pull request's (branch ``demo-candidate``, never recorded)."""
+    return _demo_run(config, out_dir=out_dir, environ=environ, echo=stream, progress=progress)
+
+
+def _demo_run(
+    config: Config,
+    *,
+    out_dir: Path,
+    environ: Mapping[str, str],
+    echo: TextIO | None,
+    progress: ProgressLine | None,
+    branch: str = "demo-candidate",
+    record: bool = False,
+) -> RunOutcome:
     return run_pipeline(
         config,
         out_dir=out_dir,
-        branch="demo-candidate",
+        record=record,
+        branch=branch,
         environ=environ,
         cwd=Path.cwd(),
         progress=progress,
-        echo=stream,
+        echo=echo,
     )
 
 
@@ -119,15 +133,14 @@ def run_demo(
         config = demo_config(url, store)
         stream.write(f"ci-perf demo: service on {url}; recording {BASELINE_RUNS} baseline runs on 'main'\n")
         for number in range(1, BASELINE_RUNS + 1):
-            outcome = run_pipeline(
+            outcome = _demo_run(
                 config,
                 out_dir=out_dir / f"baseline-{number}",
-                record=True,
-                branch="main",
                 environ=environ,
-                cwd=Path.cwd(),
-                progress=progress,
                 echo=None,
+                progress=progress,
+                branch="main",
+                record=True,
             )
             stats = outcome.result.aggregate
             stream.write(

@@ -162,16 +162,8 @@ def test_paired_test_p_values_are_uniform_enough_under_no_change() -> None:
         shared = np.exp(rng.normal(0, 0.2, rows))
         arms = [[sketches.of_values((20 * s * np.exp(rng.normal(0, 0.3, 50))).tolist()) for s in shared] for _ in "ab"]
         base, current, offset = stats.window_matrices(arms[0], arms[1])
-        estimate = stats.paired_test(
-            base,
-            current,
-            stats.key_values(offset, base.bins.shape[1]),
-            0.95,
-            alpha=0.01,
-            power=0.8,
-            replicates=200,
-            rng=rng,
-        )
+        pair = stats.WindowPair(base, current, stats.key_values(offset, base.bins.shape[1]), 0.95)
+        estimate = stats.paired_test(pair, stats.Resampling(0.01, 0.8, 200, rng))
         assert estimate is not None
         small += estimate.p_up < 0.05
     assert small / 200 <= 0.09  # nominal 5 %

@@ -53,10 +53,8 @@ def _windows(
 
 def _windows_estimate(base: list[sketches.Sketch], current: list[sketches.Sketch], q: float) -> stats.Estimate | None:
     b, c, offset = stats.window_matrices(base, current)
-    return stats.windows_test(
-        b, c, stats.key_values(offset, b.bins.shape[1]), q,
-        alpha=0.01, power=0.8, replicates=400, rng=np.random.default_rng(0),
-    )  # fmt: skip
+    pair = stats.WindowPair(b, c, stats.key_values(offset, b.bins.shape[1]), q)
+    return stats.windows_test(pair, stats.Resampling(0.01, 0.8, 400, np.random.default_rng(0)))
 
 
 def test_windows_test_finds_a_large_shift_and_brackets_it() -> None:
@@ -141,7 +139,9 @@ def test_an_assumed_run_noise_widens_the_single_baseline_interval() -> None:
     values = stats.key_values(offset, b.bins.shape[1])
     narrow, wide = (
         stats.windows_test(
-            b, c, values, 0.5, alpha=0.01, power=0.8, replicates=400, rng=np.random.default_rng(0), run_variance=v
+            stats.WindowPair(b, c, values, 0.5),
+            stats.Resampling(0.01, 0.8, 400, np.random.default_rng(0)),
+            run_variance=v,
         )
         for v in (0.0, 0.03**2 * 2)
     )

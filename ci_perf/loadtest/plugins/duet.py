@@ -70,23 +70,22 @@ class DuetClient:
         return both
 
 
+# FastHttpSession's settings, copied from the user as FastHttpUser builds its own client
+_FAST_SETTINGS = (
+    *("network_timeout", "connection_timeout", "max_redirects", "max_retries", "insecure", "concurrency"),
+    *("client_pool", "ssl_context_factory", "proxy_host", "proxy_port"),
+)
+
+
 def _base_client(user: Any, base_url: str) -> Any:
     if isinstance(user, FastHttpUser):
+        settings = {name: getattr(user, name) for name in _FAST_SETTINGS}
         return FastHttpSession(
             base_url=base_url,
             request_event=user.environment.events.request,
-            network_timeout=user.network_timeout,
-            connection_timeout=user.connection_timeout,
-            max_redirects=user.max_redirects,
-            max_retries=user.max_retries,
-            insecure=user.insecure,
-            concurrency=user.concurrency,
             user=user,
-            client_pool=user.client_pool,
-            ssl_context_factory=user.ssl_context_factory,
             headers=user.default_headers,
-            proxy_host=user.proxy_host,
-            proxy_port=user.proxy_port,
+            **settings,
         )
     if isinstance(user, HttpUser):
         session = HttpSession(
