@@ -148,7 +148,11 @@ def _schema(_: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from ci_perf.loadtest.runner import check_locustfile
+
     config = load_config(args.file)
+    if config.locustfile:
+        check_locustfile(Path(config.locustfile))  # a syntax error now, with its line, not after the readiness wait
     source = config.locustfile or f"{len(config.endpoints or [])} endpoints"
     load = config.load
     if load.stages:

@@ -106,6 +106,17 @@ def test_validate_command_accepts_a_valid_file(tmp_path: Path, capsys: pytest.Ca
     assert "valid" in capsys.readouterr().out
 
 
+def test_validate_command_finds_a_syntax_error_in_the_locustfile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path / "perf" / "locustfile.py", "from locust import HttpUser\n\nclass Shop(HttpUser:\n    pass\n")
+    path = write(tmp_path / "ci-perf.yml", "target: http://127.0.0.1:8000\nlocustfile: perf/locustfile.py\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "locustfile.py:3: syntax error" in err
+    assert "Traceback" not in err
+
+
 BAD_INPUT = [
     pytest.param("load:\n  users: 5\n duration: 3s\n", ["line 3", "invalid YAML"], id="yaml-syntax"),
     pytest.param(VALID + "lod: {}\n", [":26", "lod", "unknown key", "did you mean 'load'"], id="unknown-key"),
