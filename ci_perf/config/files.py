@@ -7,7 +7,6 @@ the field (with its line) and the fix.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ def load_gate(path: Path) -> Gate:
     The load settings are not read, so a file of another machine (a locustfile that is not here) judges too.
     """
     data, root = _parse_yaml(_read(path), source=path)
-    _reject_unknown(data, root, source=path, keys=FILE_KEYS)
+    unknown = sorted(str(key) for key in data if key not in FILE_KEYS)
+    if unknown:
+        raise _unknown_key(unknown[0], root, source=path)
     try:
         return Gate.model_validate({key: data[key] for key in Gate.model_fields if key in data})
     except ValidationError as exc:
@@ -52,7 +53,8 @@ def _read(path: Path) -> str:
 def parse_config(text: str, *, source: Path, check_files: bool = True) -> Config:
     """Validate config text. ``check_files=False`` for a config read from another commit (no checkout)."""
     data, root = _parse_yaml(text, source=source)
-    _reject_unknown(data, root, source=source, keys=(*FILE_KEYS, *(k for k in data if k != "gate")))
+    if "gate" in data:  # Config's own field, not a key of the file; pydantic names every other unknown key
+        raise _unknown_key("gate", root, source=source)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -60,13 +62,10 @@ def parse_config(text: str, *, source: Path, check_files: bool = True) -> Config
     return _resolve_paths(config, source=source, root=root) if check_files else config
 
 
-def _reject_unknown(data: dict[str, Any], root: yaml.Node | None, *, source: Path, keys: Sequence[str]) -> None:
-    """Top-level keys pydantic would not name as the file has them (``gate`` is internal to ``Config``)."""
-    unknown = sorted(str(key) for key in data if key not in keys)
-    if unknown:
-        guess = difflib.get_close_matches(unknown[0], FILE_KEYS, n=1)
-        hint = f"did you mean '{guess[0]}'?" if guess else f"allowed: {', '.join(sorted(FILE_KEYS))}"
-        raise ConfigError(f"{source}:{line_of(root, [unknown[0]])}: {unknown[0]}: unknown key; {hint}")
+def _unknown_key(key: str, root: yaml.Node | None, *, source: Path) -> ConfigError:
+    guess = difflib.get_close_matches(key, FILE_KEYS, n=1)
+    hint = f"did you mean '{guess[0]}'?" if guess else f"allowed: {', '.join(sorted(FILE_KEYS))}"
+    return ConfigError(f"{source}:{line_of(root, [key])}: {key}: unknown key; {hint}")
 
 
 def _parse_yaml(text: str, *, source: Path) -> tuple[dict[str, Any], yaml.Node | None]:
