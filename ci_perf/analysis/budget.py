@@ -10,6 +10,9 @@ Semantics (also in the README):
 * Latency limits and the error rate are upper bounds (pass when measured ≤ limit);
   throughput is a lower bound (pass when measured ≥ limit).
 * An endpoint with no requests after warm-up gives ``no-data``, which does not fail.
+* ``default_error_rate_percent`` (1 % unless set; ``null`` disables it) limits the error rate of
+  every endpoint that no ``error_rate_percent`` rule covers; its checks have ``source`` ``"default"``.
+  Breakpoint runs (``result.capacity``) never get it: they push the service past its limits on purpose.
 * ``database`` and ``external_services`` are kept and reported as not measured.
 """
 
@@ -23,6 +26,7 @@ from ci_perf.models import Frozen
 from ci_perf.results import AGGREGATE, MEASURES, RunResult, Stats
 
 NOT_MEASURED = "not measured: needs a server-metrics source"
+DEFAULT_SOURCE = "default"  # BudgetCheck.source of the default error-rate limit
 
 # budget field → the Stats field it limits (an upper bound where higher is worse, else a lower bound)
 RULES: dict[str, str] = {
@@ -46,7 +50,12 @@ class BudgetCheck(Frozen):
     measured: float | None
     upper_bound: bool
     status: RuleStatus
-    source: str  # "api_endpoints" or the override's glob
+    source: str  # "api_endpoints", the override's glob, or DEFAULT_SOURCE
+
+    @property
+    def by_default(self) -> bool:
+        """Whether the limit is the default error-rate limit (no rule of the budget set it)."""
+        return self.source == DEFAULT_SOURCE
 
 
 class UnmeasuredRule(Frozen):
@@ -60,6 +69,7 @@ class BudgetReport(Frozen):
     checks: list[BudgetCheck] = []
     unmeasured: list[UnmeasuredRule] = []
     unmatched_patterns: list[str] = []
+    default_error_rate_percent: float | None = None  # the budget's default error limit (None: disabled)
 
     @property
     def violations(self) -> list[BudgetCheck]:
@@ -69,15 +79,29 @@ class BudgetReport(Frozen):
     def passed(self) -> bool:
         return not self.violations
 
+    @property
+    def default_checks(self) -> list[BudgetCheck]:
+        return [c for c in self.checks if c.by_default]
 
-def effective_budget(budget: PerformanceBudget, endpoint: str) -> tuple[dict[str, float], dict[str, str]]:
-    """The limits that apply to one endpoint, and where each came from."""
+
+def effective_budget(
+    budget: PerformanceBudget, endpoint: str, *, with_default: bool = True
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The limits that apply to one endpoint, and where each came from.
+
+    Without an ``error_rate_percent`` rule for the endpoint, the default error limit applies
+    (``with_default`` and ``budget.default_error_rate_percent`` not null).
+    """
     limits: dict[str, float] = {}
     sources: dict[str, str] = {}
     _apply(limits, sources, budget.api_endpoints, "api_endpoints", skip={"throughput_rps"})
     for pattern, override in budget.endpoints.items():
         if fnmatchcase(endpoint, pattern):
             _apply(limits, sources, override, pattern, skip=set())
+    default = budget.default_error_rate_percent
+    if with_default and default is not None and "error_rate_percent" not in limits:
+        limits["error_rate_percent"] = default
+        sources["error_rate_percent"] = DEFAULT_SOURCE
     return limits, sources
 
 
@@ -121,8 +145,9 @@ def _check(endpoint: str, stats: Stats, field: str, limit: float, source: str) -
 def check_budget(budget: PerformanceBudget, result: RunResult) -> BudgetReport:
     checks: list[BudgetCheck] = []
     matched: set[str] = set()
+    with_default = result.capacity is None
     for endpoint in result.endpoints:
-        limits, sources = effective_budget(budget, endpoint.name)
+        limits, sources = effective_budget(budget, endpoint.name, with_default=with_default)
         matched.update(p for p in budget.endpoints if fnmatchcase(endpoint.name, p))
         checks.extend(_check(endpoint.name, endpoint.stats, f, limits[f], sources[f]) for f in RULES if f in limits)
     throughput = budget.api_endpoints.throughput_rps
@@ -137,4 +162,5 @@ def check_budget(budget: PerformanceBudget, result: RunResult) -> BudgetReport:
         checks=checks,
         unmeasured=unmeasured,
         unmatched_patterns=[p for p in budget.endpoints if p not in matched],
+        default_error_rate_percent=budget.default_error_rate_percent,
     )

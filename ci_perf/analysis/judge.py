@@ -37,7 +37,14 @@ class EndpointRow(Frozen):
     stats: Stats
     comparison: EndpointComparison | None
     budget: Literal["pass", "fail", "none"]
-    errors: list[ErrorCount]
+    errors: list[ErrorCount]  # the most frequent failure messages
+    other_errors: int = 0  # failures with other messages: the failures table's "other" row
+
+    @property
+    def failures_shown(self) -> list[ErrorCount]:
+        """The failures table's rows: ``errors`` and the rest as "other (N)", summing to the failures."""
+        other = [ErrorCount(message=f"other ({self.other_errors:,})", count=self.other_errors)]
+        return self.errors + (other if self.other_errors else [])
 
 
 class Report(Frozen):
@@ -60,13 +67,13 @@ class Report(Frozen):
     def verdict(self) -> Literal["pass", "fail", "inconclusive"]:
         """The action's output: ``inconclusive`` when the gate passed but could not judge.
 
-        That is an unreliable run (no regression verdicts), or a run with neither a budget
-        rule nor a baseline to be checked against.
+        That is an unreliable run (no regression verdicts), or a run where nothing gated: no
+        budget rule (the default error limit included) and no baseline, as ``fail_on`` counts them.
         """
         if self.status == "fail":
             return "fail"
-        nothing_checked = not self.budget.checks and (self.comparison is None or self.comparison.mode == "none")
-        return "inconclusive" if not self.meta.reliable or nothing_checked else "pass"
+        gated = any(_gates(self.budget, self.comparison, meta=self.meta, fail_on=self.comparison_settings.fail_on))
+        return "pass" if self.meta.reliable and gated else "inconclusive"
 
     @property
     def regressions(self) -> list[tuple[str, MetricComparison]]:
@@ -107,6 +114,7 @@ def build_report(
             comparison=comparison.for_endpoint(name) if comparison else None,
             budget="fail" if name in failing else "pass" if name in checked else "none",
             errors=errors,
+            other_errors=max(0, stats.failures - sum(e.count for e in errors)),
         )
 
     rows = [row(name, stats, errors) for name, stats, errors in endpoint_stats]
@@ -123,7 +131,11 @@ def build_report(
     return Report(
         status=status,
         headline=_shape_prefix(capacity, open_model)
-        + _headline(status, reasons, budget=budget, aggregate=aggregate_row, comparison=comparison),
+        + (
+            _failed(reasons, budget=budget, comparison=comparison)
+            if reasons
+            else _passed(budget=budget, aggregate=aggregate_row, comparison=comparison, meta=meta, fail_on=fail_on)
+        ),
         gate_reasons=reasons,
         comparison_settings=settings,
         meta=meta,
@@ -156,39 +168,106 @@ def _shape_prefix(capacity: Capacity | None, open_model: OpenModelResult | None)
     return ""
 
 
-def _headline(
-    status: str,
-    reasons: list[str],
+def _gates(
+    budget: BudgetReport, comparison: ComparisonReport | None, *, meta: RunMeta, fail_on: Sequence[str]
+) -> tuple[bool, bool]:
+    """(budget, regressions): whether each could have failed this run, as ``fail_on`` counts them."""
+    by_budget = "budget" in fail_on and any(c.status != "no-data" for c in budget.checks)
+    compared = comparison is not None and comparison.mode != "none"
+    return by_budget, "regression" in fail_on and compared and meta.reliable
+
+
+def _failed(reasons: list[str], *, budget: BudgetReport, comparison: ComparisonReport | None) -> str:
+    """Plain text (escaped when rendered): what failed, the first three named."""
+    regressions = comparison.with_verdict("regression") if comparison else []
+    named = [describe_change(e, m) for e, m in regressions[:3]]
+    named += [
+        f"{c.endpoint} {c.label} {format_value(c.measured, c.unit)} {'>' if c.upper_bound else '<'} "
+        f"{format_value(c.limit, c.unit)}{' (default limit)' if c.by_default else ''}"
+        for c in budget.violations[: max(0, 3 - len(named))]
+    ]
+    hidden = len(regressions) + len(budget.violations) - len(named)
+    more = f" and {hidden} more" if hidden > 0 else ""
+    return f"failed: {', '.join(reasons)} ({'; '.join(named)}{more})"
+
+
+def _passed(
     *,
     budget: BudgetReport,
     aggregate: EndpointRow,
     comparison: ComparisonReport | None,
+    meta: RunMeta,
+    fail_on: Sequence[str],
 ) -> str:
-    """Plain text (escaped when rendered): what happened, in one line."""
-    if status == "fail":
-        regressions = comparison.with_verdict("regression") if comparison else []
-        named = [describe_change(e, m) for e, m in regressions[:3]]
-        named += [
-            f"{c.endpoint} {c.label} {format_value(c.measured, c.unit)} {'>' if c.upper_bound else '<'} "
-            f"{format_value(c.limit, c.unit)}"
-            for c in budget.violations[: max(0, 3 - len(named))]
-        ]
-        hidden = len(regressions) + len(budget.violations) - len(named)
-        more = f" and {hidden} more" if hidden > 0 else ""
-        return f"failed: {', '.join(reasons)} ({'; '.join(named)}{more})"
-    p95 = aggregate.stats.p95_ms
-    summary = f"p95 {format_value(p95, 'ms')}, {format_value(aggregate.stats.rps, 'rps')}"
+    """Plain text (escaped when rendered): "passed" only when something gated and the run was reliable."""
+    by_budget, by_regression = _gates(budget, comparison, meta=meta, fail_on=fail_on)
+    compared = comparison is not None and comparison.mode != "none"
+    parts = [_budget_phrase(budget, gating="budget" in fail_on)]
+    parts.append(_verdict_phrase(comparison) if compared and meta.reliable else "")
+    parts.append(_summary(aggregate))
+    if not (by_budget or by_regression):
+        lead = f"nothing was gated ({', '.join(_ungated_because(budget, comparison, meta=meta, fail_on=fail_on))})"
+        lead = lead if meta.reliable else f"unreliable run, {lead}"
+    elif not meta.reliable:
+        lead = "unreliable run, regressions not judged" if compared else "unreliable run, judged by the budget only"
+    else:
+        lead = "passed"
+    return f"{lead}: {'; '.join(p for p in parts if p)}"
+
+
+def _budget_phrase(budget: BudgetReport, *, gating: bool) -> str:
+    """``5 budget rules met (2 of them the default error limit)``; empty without rules."""
+    if not budget.checks:
+        return ""
+    if budget.violations:  # a passing run has violations only when the budget does not gate
+        return f"{plural(len(budget.violations), 'budget violation')} (not gating)"
+    defaults = budget.default_checks
+    if len(defaults) == len(budget.checks):
+        phrase = f"error rate ≤ {format_value(defaults[0].limit, '%')} on every endpoint (default limit)"
+    else:
+        phrase = f"{plural(len(budget.checks), 'budget rule')} met"
+        phrase += f" ({len(defaults)} of them the default error limit)" if defaults else ""
+    return phrase if gating else f"{phrase} (not gating)"
+
+
+def _verdict_phrase(comparison: ComparisonReport | None) -> str:
+    """``no regression found``, ``2 regressions (not gating), 3 tests inconclusive``."""
+    if comparison is None:
+        return ""
+    found = len(comparison.with_verdict("regression"))
+    unclear = len(comparison.with_verdict("inconclusive"))
+    phrase = f"{plural(found, 'regression')} (not gating)" if found else "no regression found"
+    return phrase + (f", {unclear} tests inconclusive" if unclear else "")
+
+
+def _summary(aggregate: EndpointRow) -> str:
+    """``p95 12.0 ms, 85.0 rps (+3.1 % p95 vs baseline)``."""
+    summary = f"p95 {format_value(aggregate.stats.p95_ms, 'ms')}, {format_value(aggregate.stats.rps, 'rps')}"
     metric = aggregate.comparison.metrics.get("p95") if aggregate.comparison else None
     if metric is not None and metric.delta_percent is not None:
         summary += f" ({format_delta(metric.delta_percent)} p95 vs baseline)"
-    within = f"{len(budget.checks)} budget rules met; " if budget.checks else ""
-    verdicts = ""
-    if comparison is not None and comparison.mode != "none":
-        found = len(comparison.with_verdict("regression"))
-        unclear = len(comparison.with_verdict("inconclusive"))
-        verdicts = f"{plural(found, 'regression')} (not gating)" if found else "no regression found"
-        verdicts += f", {unclear} tests inconclusive; " if unclear else "; "
-    return f"passed: {within}{verdicts}{summary}"
+    return summary
+
+
+def _ungated_because(
+    budget: BudgetReport, comparison: ComparisonReport | None, *, meta: RunMeta, fail_on: Sequence[str]
+) -> list[str]:
+    """Why nothing could fail the run: ``no budget rule, default error limit disabled, no baseline yet``."""
+    why = []
+    if not budget.checks:
+        off = budget.default_error_rate_percent is None
+        why.append("no budget rule, default error limit disabled" if off else "no budget rule")
+    elif "budget" not in fail_on:
+        why.append("the budget is not in comparison.fail_on")
+    else:
+        why.append("no data for the budget rules")
+    if comparison is None or comparison.mode == "none":
+        why.append("no baseline yet")
+    elif "regression" not in fail_on:
+        why.append("regressions are not in comparison.fail_on")
+    elif not meta.reliable:
+        why.append("regressions not judged")
+    return why
 
 
 def _notes(

@@ -14,6 +14,8 @@ from pydantic import Field
 from ci_perf.config.units import HttpUrl, PositiveNumber
 from ci_perf.models import Strict
 
+DEFAULT_ERROR_RATE_PERCENT = 1.0  # README "Budget semantics": the limit when no rule limits an endpoint's errors
+
 
 class EndpointBudget(Strict):
     """The seed's ``api_endpoints`` block; every limit is optional."""
@@ -30,11 +32,19 @@ class PerformanceBudget(Strict):
     """The seed's ``performance_budget`` block, accepted verbatim, plus per-endpoint overrides.
 
     ``database`` and ``external_services`` need a server-metrics source; they are
-    kept and shown as "not measured", never dropped.
+    kept and shown as "not measured", never dropped. ``default_error_rate_percent`` is ours:
+    the error limit of every endpoint that neither ``api_endpoints`` nor an override limits.
     """
 
     api_endpoints: EndpointBudget = EndpointBudget()
     endpoints: dict[str, EndpointBudget] = {}
+    default_error_rate_percent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=DEFAULT_ERROR_RATE_PERCENT,
+        description=(
+            "error-rate limit (%) for each endpoint that no error_rate_percent rule covers, so that a failing "
+            "service never passes by default; null disables it (breakpoint runs never use it)"
+        ),
+    )
     database: dict[str, float] | None = None
     external_services: dict[str, float] | None = None
 

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from ci_perf.analysis.budget import check_budget, effective_budget
 from ci_perf.analysis.summarize import summarize_run
-from ci_perf.config import EndpointBudget, LoadSettings, PerformanceBudget
-from ci_perf.results import AGGREGATE, RunResult
+from ci_perf.config import EndpointBudget, LoadSettings, PerformanceBudget, parse_config
+from ci_perf.errors import ConfigError
+from ci_perf.results import AGGREGATE, Capacity, RunResult
 from tests.conftest import collected_run
 
 
@@ -35,7 +40,7 @@ def test_throughput_applies_to_the_aggregate_unless_overridden() -> None:
     aggregate = next(c for c in checks if c.endpoint == AGGREGATE)
     assert aggregate.rule == "throughput_rps"
     assert aggregate.status == "pass"  # 200 rps ≥ 150
-    products = next(c for c in checks if c.endpoint == "GET /api/products")
+    products = next(c for c in checks if (c.endpoint, c.rule) == ("GET /api/products", "throughput_rps"))
     assert products.status == "fail"  # 100 rps < 500
     assert products.measured is not None
     assert products.measured > 99
@@ -47,8 +52,12 @@ def test_later_glob_overrides_earlier_field_by_field() -> None:
         endpoints={"POST *": EndpointBudget(p95_latency_ms=50), "POST /api/orders": EndpointBudget(p95_latency_ms=20)},
     )
     limits, sources = effective_budget(budget, "POST /api/orders")
-    assert limits == {"p95_latency_ms": 20, "p99_latency_ms": 500}
-    assert sources == {"p95_latency_ms": "POST /api/orders", "p99_latency_ms": "api_endpoints"}
+    assert limits == {"p95_latency_ms": 20, "p99_latency_ms": 500, "error_rate_percent": 1.0}
+    assert sources == {
+        "p95_latency_ms": "POST /api/orders",
+        "p99_latency_ms": "api_endpoints",
+        "error_rate_percent": "default",  # no rule limits its errors
+    }
 
 
 def test_unmatched_override_patterns_and_unmeasured_sections_are_reported() -> None:
@@ -64,3 +73,44 @@ def test_unmatched_override_patterns_and_unmeasured_sections_are_reported() -> N
         ("external_services", "timeout_ms"),
     ]
     assert all("not measured" in u.reason for u in report.unmeasured)
+
+
+def test_the_default_error_limit_applies_to_each_endpoint_no_rule_covers() -> None:
+    budget = PerformanceBudget(endpoints={"GET *": EndpointBudget(error_rate_percent=0)})
+    report = check_budget(budget, _result())
+    errors = {c.endpoint: (c.source, c.limit, c.status) for c in report.checks if c.rule == "error_rate_percent"}
+    assert errors == {"GET /api/products": ("GET *", 0, "pass"), "POST /api/orders": ("default", 1.0, "fail")}
+    assert [c.endpoint for c in report.default_checks] == ["POST /api/orders"]
+
+
+def test_the_default_error_limit_can_be_changed_or_disabled() -> None:
+    looser = check_budget(PerformanceBudget(default_error_rate_percent=10), _result())
+    assert looser.passed
+    assert {c.limit for c in looser.checks} == {10}
+    assert check_budget(PerformanceBudget(default_error_rate_percent=None), _result()).checks == []
+
+
+def test_a_breakpoint_run_has_no_default_error_limit() -> None:
+    capacity = Capacity(users=8, rps=100.0, broke_at_users=10, reason="errors", limits={}, steps=[])
+    breakpoint_run = _result().model_copy(update={"capacity": capacity})
+    assert check_budget(PerformanceBudget(), breakpoint_run).checks == []
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        pytest.param("", 1.0, id="unset-is-one-percent"),
+        pytest.param("  default_error_rate_percent: 5\n", 5.0, id="changed"),
+        pytest.param("  default_error_rate_percent: null\n", None, id="disabled"),
+    ],
+)
+def test_the_default_error_limit_is_read_from_the_config(line: str, expected: float | None) -> None:
+    text = f"endpoints: [GET /a]\nperformance_budget:\n{line}  api_endpoints: {{p95_latency_ms: 100}}\n"
+    config = parse_config(text, source=Path("ci-perf.yml"), check_files=False)
+    assert config.gate.performance_budget.default_error_rate_percent == expected
+
+
+def test_a_default_error_limit_out_of_range_is_a_config_error() -> None:
+    text = "endpoints: [GET /a]\nperformance_budget: {default_error_rate_percent: 120}\n"
+    with pytest.raises(ConfigError, match=r"performance_budget\.default_error_rate_percent"):
+        parse_config(text, source=Path("ci-perf.yml"), check_files=False)

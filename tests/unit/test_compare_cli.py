@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from ci_perf.analysis.summarize import summarize_run
 from ci_perf.cli import main
-from ci_perf.results import save_result
+from ci_perf.results import RunResult, save_result
 from ci_perf.store.local import LocalStore
-from tests.support.runs import noisy_history, two_endpoint_run
+from tests.conftest import collected_run, write
+from tests.support.runs import JUDGED_LOAD, noisy_history, two_endpoint_run
 
 
 def test_compare_judges_a_result_against_a_store_and_fails_the_gate_on_a_regression(
@@ -53,3 +55,32 @@ def test_compare_with_an_unusable_baseline_is_bad_input(
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def _failing_run(start: float) -> RunResult:
+    collected = collected_run(endpoints={"GET /api/x": [5.0] * 10, "GET /health": [1.0] * 10}, start=start,
+                              failures={"GET /api/x": 10})  # fmt: skip
+    return summarize_run(collected, load=JUDGED_LOAD, target="http://x", tool_version="t")
+
+
+@pytest.mark.parametrize(
+    ("config", "code", "sources"),
+    [
+        pytest.param(None, 1, ["default", "default"], id="default-limit"),
+        pytest.param("performance_budget: {default_error_rate_percent: null}\n", 0, [], id="disabled"),
+    ],
+)
+def test_compare_fails_a_service_that_fails_everywhere_unless_the_default_limit_is_disabled(
+    tmp_path: Path, config: str | None, code: int, sources: list[str]
+) -> None:
+    """The same failures in the baseline are no regression; only the default error limit can catch them."""
+    save_result(_failing_run(1_000.0), tmp_path / "base.json")
+    save_result(_failing_run(5_000.0), tmp_path / "current.json")
+    args = ["compare", "--baseline", str(tmp_path / "base.json"), "--current", str(tmp_path / "current.json"),
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    if config is not None:
+        args += ["--config", str(write(tmp_path / "gate.yml", "endpoints: [GET /api/x]\n" + config))]
+    assert main(args) == code
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [c["source"] for c in report["budget"]["checks"]] == sources
+    assert ("(default limit)" in report["headline"]) == (code == 1)

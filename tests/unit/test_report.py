@@ -8,7 +8,7 @@ import pytest
 
 from ci_perf.analysis.judge import judge
 from ci_perf.analysis.summarize import summarize_run
-from ci_perf.config import Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget
+from ci_perf.config import Comparison, Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget
 from ci_perf.report import (
     COMMENT_LIMIT,
     MARKER,
@@ -18,8 +18,10 @@ from ci_perf.report import (
     render_terminal,
     sparkline,
 )
-from ci_perf.results import History, RunResult
+from ci_perf.results import ErrorCount, History, RunResult
 from tests.conftest import collected_run
+from tests.support.runs import noisy_history, two_endpoint_run
+from tests.unit.test_duet import duet_run
 
 GOLDEN = Path(__file__).parent / "golden"
 LOAD = LoadSettings(users=10, duration=10, warmup=2)
@@ -135,3 +137,148 @@ def test_sparkline_scales_between_min_and_max() -> None:
     assert sparkline([1.0, 2.0, 3.0]) == "▁▅█"
     assert sparkline([5.0]) == ""
     assert sparkline([2.0, 2.0]) == "▄▄"
+
+
+# -- nothing broken passes by default (issue 11, item 1) ---------------------------------------
+
+
+def _service_run(failing: dict[str, dict[str, int]], *, ok: tuple[str, ...] = (), requests: int = 50) -> RunResult:
+    """Endpoints that fail with the given messages (counts per run) and endpoints in ``ok`` that never fail."""
+    collected = collected_run(endpoints={name: [5.0] * requests for name in (*failing, *ok)}, windows=1)
+    windows = [
+        w.model_copy(
+            update={
+                "failures": sum(failing[w.endpoint].values()),
+                "errors": [ErrorCount(message=m, count=c) for m, c in failing[w.endpoint].items()],
+            }
+        )
+        if w.endpoint in failing
+        else w
+        for w in collected.windows
+    ]
+    collected = collected.model_copy(update={"windows": windows})
+    load = LoadSettings(users=2, duration=10, warmup=0)
+    return summarize_run(collected, load=load, target="http://127.0.0.1:8000", tool_version="t")
+
+
+NO_RULES = Gate()
+SEVEN_MESSAGES = {f"HTTPError {500 + i}: Server Error": count for i, count in enumerate((9, 5, 4, 3, 2, 1, 1))}
+NOTHING = Gate(performance_budget=PerformanceBudget(default_error_rate_percent=None))
+
+
+def test_a_service_failing_every_request_fails_by_default() -> None:
+    result = _service_run({"GET /api/x": {"HTTPError: 500": 50}})
+    judgement = judge(NO_RULES, result, history=History())
+    report = judgement.report
+    assert judgement.exit_code == 1
+    assert report.verdict == "fail"
+    assert report.headline == "failed: 1 budget violation (GET /api/x error rate 100.00 % > 1.00 % (default limit))"
+    assert [(c.rule, c.source, c.limit) for c in report.budget.checks] == [("error_rate_percent", "default", 1.0)]
+    assert json.loads(report.model_dump_json())["budget"]["checks"][0]["source"] == "default"
+    markdown = render_markdown(report)
+    assert "| 100.00 % | 1.00 % (default limit) |" in markdown
+    assert "Set `performance_budget.default_error_rate_percent` to change it, or to `null`" in markdown
+    assert "1.00 % (default limit)" in render_terminal(report)
+
+
+def test_a_service_failing_everywhere_but_health_fails_by_default() -> None:
+    result = _service_run({"GET /api/a": {"500": 50}, "POST /api/b": {"500": 50}}, ok=("GET /health",))
+    report = judge(NO_RULES, result, history=History()).report
+    assert report.status == "fail"
+    statuses = {c.endpoint: c.status for c in report.budget.checks}
+    assert statuses == {"GET /api/a": "fail", "POST /api/b": "fail", "GET /health": "pass"}
+    assert report.headline.startswith("failed: 2 budget violations (GET /api/a error rate 100.00 % > 1.00 % (default")
+
+
+@pytest.mark.parametrize(
+    ("budget", "source"),
+    [
+        pytest.param(EndpointBudget(error_rate_percent=100), "api_endpoints", id="api-endpoints-rule"),
+        pytest.param(EndpointBudget(p95_latency_ms=1_000), "default", id="latency-rule-only"),
+    ],
+)
+def test_an_error_rule_of_the_budget_replaces_the_default(budget: EndpointBudget, source: str) -> None:
+    gate = Gate(performance_budget=PerformanceBudget(api_endpoints=budget))
+    report = judge(gate, _service_run({"GET /api/x": {"500": 50}}), history=History()).report
+    assert [c.source for c in report.budget.checks if c.rule == "error_rate_percent"] == [source]
+    assert report.status == ("fail" if source == "default" else "pass")
+
+
+def test_a_healthy_run_with_only_the_default_limit_says_so() -> None:
+    report = judge(NO_RULES, _service_run({}, ok=("GET /a",)), history=History()).report
+    assert report.verdict == "pass"
+    assert report.headline.startswith("passed: error rate ≤ 1.00 % on every endpoint (default limit); p95 ")
+
+
+def test_a_run_nothing_gates_says_so_and_is_inconclusive() -> None:
+    judgement = judge(NOTHING, _service_run({"GET /api/x": {"500": 50}}), history=History())
+    report = judgement.report
+    assert judgement.exit_code == 0
+    assert report.verdict == "inconclusive"
+    assert report.budget.checks == []
+    assert report.headline.startswith(
+        "nothing was gated (no budget rule, default error limit disabled, no baseline yet): p95 "
+    )
+    assert "passed" not in report.headline
+    assert render_markdown(report).splitlines()[1].startswith("## ⚠️ ci-perf nothing was gated")
+    assert render_terminal(report).startswith("INCONCLUSIVE  ci-perf nothing was gated")
+
+
+def test_a_budget_left_out_of_fail_on_does_not_gate() -> None:
+    gate = Gate(comparison=Comparison(fail_on=["regression"]))
+    report = judge(gate, _service_run({"GET /api/x": {"500": 50}}), history=History()).report
+    assert report.status == "pass"
+    assert report.verdict == "inconclusive"
+    assert report.headline.startswith(
+        "nothing was gated (the budget is not in comparison.fail_on, no baseline yet): 1 budget violation (not gating)"
+    )
+
+
+def test_an_unreliable_run_never_headlines_passed() -> None:
+    history = noisy_history(5, cv=0.01)
+    saturated = two_endpoint_run(1.0, start=5_000.0, cpu=99.0)
+    assert not saturated.meta.reliable
+    report = judge(NO_RULES, saturated, history=History(runs=history)).report
+    assert report.status == "pass"
+    assert report.verdict == "inconclusive"
+    assert report.headline.startswith("unreliable run, regressions not judged: error rate ≤ 1.00 % on every endpoint")
+    assert "passed" not in report.headline
+    assert render_markdown(report).splitlines()[1].startswith("## ⚠️ ")
+
+
+def test_an_unreliable_duet_run_never_headlines_passed() -> None:
+    run = duet_run(base_requests=0.8)
+    assert not run.meta.reliable
+    report = judge(NOTHING, run, history=History()).report
+    assert report.verdict == "inconclusive"
+    assert report.headline.startswith("unreliable run, nothing was gated (no budget rule, default error limit")
+    assert report.headline.split(": ")[0].endswith("regressions not judged)")
+
+
+# -- the failures table sums to the failures (issue 11, item 9) --------------------------------
+
+
+def test_the_failures_table_adds_an_other_row_so_rows_sum_to_the_failures() -> None:
+    report = judge(NO_RULES, _service_run({"GET /api/x": SEVEN_MESSAGES}), history=History()).report
+    row = report.endpoints[0]
+    assert row.stats.failures == 25
+    assert [e.count for e in row.failures_shown] == [9, 5, 4, 3, 2, 2]
+    assert row.failures_shown[-1].message == "other (2)"
+    markdown = render_markdown(report)
+    assert "<summary>Failures (25)</summary>" in markdown
+    assert "| <code>GET /api/x</code> | 2 | other (2) |" in markdown  # the top five and the rest: 25 in all
+    assert "GET /api/x  2×  other (2)" in render_terminal(report)
+    assert json.loads(report.model_dump_json())["endpoints"][0]["other_errors"] == 2
+
+
+def test_default_limit_failures_and_other_row_match_the_golden_report() -> None:
+    failing = {"GET /api/x": SEVEN_MESSAGES, "POST /api/y": {"ConnectionRefusedError": 50}}
+    result = _service_run(failing, ok=("GET /health",))
+    report = judge(NO_RULES, result, history=History()).report
+    _check_golden("report_default_limit.md", render_markdown(report))
+    _check_golden("report_default_limit.txt", render_terminal(report))
+
+
+def test_an_ungated_run_matches_the_golden_report() -> None:
+    report = judge(NOTHING, _service_run({}, ok=("GET /a",)), history=History()).report
+    _check_golden("report_ungated.md", render_markdown(report))
