@@ -8,15 +8,18 @@ noise (σ 0.25). Duet judges the head against the base arm of the same run; hist
 head arm against the base arms of 10 other runs.
 
 Live (``--live``): two instances of the demo service on loopback (same code); the head's
-``POST /api/orders`` slowed by a knob (0, +5 %, +10 %). ``--runs`` duet runs per effect, in random
-order, half of them with a CPU hog (one busy process) running beside them. The true effect of
-each knob is the head/base p95 ratio of one long quiet duet run. History mode on the same runs:
-each run's head arm against the base arms of the 10 nearest other runs of the same noise condition.
+``POST /api/orders`` slowed by a knob (``--effects``, default 0, +5 %, +10 %). ``--runs`` duet runs
+per effect, in random order, half of them with a CPU hog (one busy process) running beside them. The
+true effect of each knob is the head/base p95 ratio of one long quiet duet run. History mode on the
+same runs: each run's head arm against the base arms of the 10 nearest other runs of the same noise
+condition. The users are the zero-code ``endpoints:`` (three endpoints, 5-ms think time), or with
+``--validating`` a locustfile with the same three tasks whose ``GET /api/products`` task fails about
+a fifth of the responses by their content (``catch_response``), as locustfiles that validate do.
 
-Reports per mode × effect × noise: false alarms per report (a verdict on anything not slowed),
-power (a p95 regression on the slowed endpoint), 95 % CI coverage of the true effect, and the
-spread (sd) of the slowed endpoint's p95 log ratio across runs.
-Run: ``make bench-duet`` (about 25 minutes; ``--runs`` and ``--seconds`` shrink it).
+Reports per mode × effect × noise: false alarms per report (a verdict on anything not slowed, the
+error rate included), power (a p95 regression on the slowed endpoint), 95 % CI coverage of the true
+effect, the spread (sd) of the slowed endpoint's p95 log ratio across runs, and its median MDE.
+Run: ``make bench-duet`` (about 25 minutes; ``--runs``, ``--seconds`` and ``--effects`` shrink it).
 """
 
 from __future__ import annotations
@@ -50,6 +53,34 @@ endpoints:
   - 'POST /api/orders {{"productId": 42}}'
 load: {{users: 10, spawn_rate: 10, duration: {seconds}s, warmup: 2s, think_time: 0.005s, stop_timeout: 2s}}
 readiness: {{path: /health, timeout: 10s}}
+"""
+VALIDATING_CONFIG = """\
+locustfile: locustfile.py
+load: {{users: 10, spawn_rate: 10, duration: {seconds}s, warmup: 2s, stop_timeout: 2s}}
+readiness: {{path: /health, timeout: 10s}}
+"""
+# the zero-code scenario's three endpoints and think time, with a check of the content
+VALIDATING_LOCUSTFILE = """\
+import random
+from locust import FastHttpUser, constant, task
+
+class Shopper(FastHttpUser):
+    wait_time = constant(0.005)
+
+    @task
+    def products(self):
+        with self.client.get("/api/products", catch_response=True) as response:
+            product = random.choice(response.json())
+            if product["price"] > 17:  # 2 of the 10 products: a failure only this check sees
+                response.failure(f"product {product['id']} costs too much")
+
+    @task
+    def product(self):
+        self.client.get("/api/products/42")
+
+    @task
+    def order(self):
+        self.client.post("/api/orders", json={"productId": 42})
 """
 
 
@@ -103,15 +134,18 @@ def duet_once(base: str, head: str, config_text: str, folder: Path, *, effect: f
     return outcome.result
 
 
-def live(runs: int, seconds: int, reference_seconds: int, seed: int) -> tuple[dict, dict[float, float]]:  # type: ignore[type-arg]
-    effects = [0.0, 0.05, 0.10]
+def live(
+    runs: int, seconds: int, reference_seconds: int, seed: int, effects: list[float], *, validating: bool
+) -> tuple[dict, dict[float, float]]:  # type: ignore[type-arg]
     began = time.perf_counter()
     outcomes: dict[tuple[str, float, str], list[Outcome]] = {}
+    config = VALIDATING_CONFIG if validating else CONFIG
     with demo_service() as base, demo_service() as head, tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
-        reference_text = CONFIG.format(seconds=reference_seconds)
-        truth = {}
-        for effect in effects:
+        (folder / "locustfile.py").write_text(VALIDATING_LOCUSTFILE)
+        reference_text = config.format(seconds=reference_seconds)
+        truth = {0.0: 0.0}
+        for effect in [e for e in effects if e]:
             reference = duet_once(base, head, reference_text, folder, effect=effect, hog=False)
             assert reference.base is not None
             ratio = _p95(reference, SLOWED) / _p95_arm(reference, SLOWED)
@@ -124,7 +158,7 @@ def live(runs: int, seconds: int, reference_seconds: int, seed: int) -> tuple[di
         conditions = [(e, i % 2 == 1) for e in effects for i in range(runs)]
         random.Random(seed).shuffle(conditions)
         done: dict[tuple[float, bool], list[RunResult]] = {}
-        config_text = CONFIG.format(seconds=seconds)
+        config_text = config.format(seconds=seconds)
         for number, (effect, hog) in enumerate(conditions, start=1):
             done.setdefault((effect, hog), []).append(
                 duet_once(base, head, config_text, folder, effect=effect, hog=hog)
@@ -172,7 +206,8 @@ def share(flags: list[bool]) -> str:
 def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[float, float]) -> str:
     out = io.StringIO()
     out.write(
-        "mode     knob   true    noise  runs  false alarms/report  p95 power     95% CI coverage  sd log p95 ratio\n"
+        "mode     knob   true    noise  runs  false alarms/report  p95 power     95% CI coverage  sd log p95 ratio"
+        "  median MDE\n"
     )
     for mode in ("duet", "history"):
         for effect in (0.0, 0.05, 0.10):
@@ -183,11 +218,13 @@ def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[flo
                 ratios = [r.log_ratio for r in rows if r.log_ratio is not None]
                 spread = statistics.stdev(ratios) if len(ratios) > 1 else float("nan")
                 power = share([r.hit for r in rows]) if effect else "–"
+                mdes = [r.mde for r in rows if r.mde is not None]
+                mde = f"{statistics.median(mdes):.1f} %" if mdes else "–"
                 true = 100 * truth.get(effect, effect)
                 out.write(
                     f"{mode:8} +{100 * effect:2.0f} %  {true:+5.1f} %  {noise:5}  {len(rows):4d}  "
                     f"{share([r.alarm for r in rows]):>19}  {power:>12}  {share([r.covered for r in rows]):>18}  "
-                    f"{100 * spread:6.2f} %\n"
+                    f"{100 * spread:6.2f} %  {mde:>10}\n"
                 )
     return out.getvalue()
 
@@ -201,6 +238,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=12)
     parser.add_argument("--reference-seconds", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--effects", default="0,5,10", help="live knob settings, percent, comma-separated")
+    parser.add_argument("--validating", action="store_true", help="live: a locustfile that validates content")
     args = parser.parse_args()
     both = not (args.simulated or args.live)
     if args.simulated or both:
@@ -209,8 +248,12 @@ def main() -> None:
         print(table(simulate(args.sim_runs, args.seed), {}), f"({time.perf_counter() - began:.0f} s)", flush=True)
     if args.live or both:
         began = time.perf_counter()
-        outcomes, truth = live(args.runs, args.seconds, args.reference_seconds, args.seed)
-        print(f"live ({args.seconds}-s runs, 10 users, two demo services on loopback):")
+        effects = [float(e) / 100 for e in args.effects.split(",")]
+        outcomes, truth = live(
+            args.runs, args.seconds, args.reference_seconds, args.seed, effects, validating=args.validating
+        )
+        users = "a validating locustfile" if args.validating else "endpoints:"
+        print(f"live ({args.seconds}-s runs, 10 users, {users}, two demo services on loopback):")
         print(table(outcomes, truth), f"({time.perf_counter() - began:.0f} s)")
 
 

@@ -1,34 +1,53 @@
-"""Duet mode live: real Locust against two demo services.
+"""Duet mode live: real Locust against two real HTTP services on loopback.
 
-Every request reaches both deployments and is counted on its own arm; the statistics are checked
-with synthetic runs in tests/unit/test_duet.py.
+Every user has a twin that runs the same code against the base deployment (loadtest/plugins/duet.py):
+both arms are counted on their own, run the user's validation, logins and cookies, and two
+identical deployments never give a regression. The statistics are checked with synthetic runs in
+tests/unit/test_duet.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ci_perf.config import Config, parse_config, with_comparison
-from ci_perf.pipeline import run_pipeline
-from ci_perf.results import load_result
+from ci_perf.pipeline import RunOutcome, run_pipeline
+from ci_perf.results import ArmResult, RunResult, load_result
 from tests.conftest import DemoService, start_demo_service, write
 
 
 @pytest.fixture
-def two_services() -> tuple[DemoService, DemoService]:
+def two_services() -> Iterator[tuple[DemoService, DemoService]]:
     base = start_demo_service()
     head = start_demo_service()
-    yield base, head  # type: ignore[misc]
+    yield base, head
     base.stop()
     head.stop()
 
 
-def _config(tmp_path: Path, body: str, base: DemoService) -> Config:
+def _config(tmp_path: Path, body: str, base_url: str) -> Config:
     config = parse_config(body, source=write(tmp_path / "ci-perf.yml", body))
-    return with_comparison(config, baseline_target=base.url)
+    return with_comparison(config, baseline_target=base_url)
+
+
+def _run(tmp_path: Path, body: str, *, head: str, base: str) -> RunOutcome:
+    return run_pipeline(
+        _config(tmp_path, body, base), out_dir=tmp_path / "out", target=head, environ={}, cwd=tmp_path, echo=None
+    )
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -41,47 +60,284 @@ def test_every_request_reaches_both_deployments_and_is_counted_on_its_arm(
         f"load: {{users: 4, spawn_rate: 20, duration: 3s, warmup: 0s, processes: {processes}}}\n"
         "readiness: {path: /health, timeout: 10s}\n"
     )
-    outcome = run_pipeline(
-        _config(tmp_path, body, base),
-        out_dir=tmp_path / "out",
-        target=head.url,
-        environ={},
-        cwd=tmp_path,
-        echo=None,
-    )
+    outcome = _run(tmp_path, body, head=head.url, base=base.url)
     result = outcome.result
     assert result.base is not None
     served = [s.total() for s in (head, base)]  # the service does not count the readiness probe
     assert [result.aggregate.requests, result.base.aggregate.requests] == served
-    assert served[0] == served[1]
+    assert min(served) > 0
+    # the twins run in lockstep: the same number of tasks, give or take one per user at the end
+    assert abs(served[0] - served[1]) <= 4
     assert outcome.report.comparison is not None
     assert outcome.report.comparison.mode == "duet"
     assert "measured in the same run" in (tmp_path / "out" / "report.md").read_text()
     assert load_result(tmp_path / "out" / "result.json").base is not None
+    # users per arm: Locust counts the users it started, not their twins (peak_users moves to meta in issue 11)
+    assert 4 in {result.meta.peak_users, result.meta.load.get("peak_users")}
 
 
-def test_a_locustfile_user_with_validation_code_runs_it_once_per_task_in_duet_mode(
-    tmp_path: Path, two_services: tuple[DemoService, DemoService]
-) -> None:
-    base, head = two_services
-    locustfile = write(
-        tmp_path / "locustfile.py",
-        "from locust import HttpUser, task, constant\n"
-        "class Shop(HttpUser):\n"
-        "    wait_time = constant(0.01)\n"
-        "    @task\n"
-        "    def products(self):\n"
-        "        with self.client.get('/api/products', catch_response=True) as response:\n"
-        "            if response.status_code != 200:\n"
-        "                response.failure('bad status')\n",
-    )
+# -- a shop that validates logins and hands out content to validate ----------------------------------
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection Locust drops when the run ends is no news."""
+
+
+class Shop:
+    """A real HTTP service on 127.0.0.1: ``POST /login`` sets a session cookie and returns a token
+    (both this instance's own), ``GET /me`` needs the cookie, ``GET /orders`` the token, and
+    ``GET /items/<n>`` says ``"valid": false`` for every fourth item — a failure only the
+    locustfile's validation can see (the status is 200)."""
+
+    def __init__(self) -> None:
+        self.secret = secrets.token_hex(8)
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        shop = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                return
+
+            def do_GET(self) -> None:
+                self._answer(*shop.answer("GET", self.path, self.headers.get("Cookie"), self.headers.get("Token")))
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer(*shop.answer("POST", self.path, None, None))
+
+            def _answer(self, status: int, payload: object, cookie: str | None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                if cookie:
+                    self.send_header("Set-Cookie", cookie)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+    def answer(self, method: str, path: str, cookie: str | None, token: str | None) -> tuple[int, object, str | None]:
+        session = SimpleCookie(cookie or "").get("session")
+        signed_in = session is not None and session.value == self.secret
+        item = re.fullmatch(r"/items/(\d+)", path)
+        if method == "POST" and path == "/login":
+            key, reply = "login", (200, {"token": self.secret}, f"session={self.secret}; Path=/")
+        elif path == "/health":
+            key, reply = "health", (200, {"status": "ok"}, None)
+        elif path == "/me":
+            key = "me ok" if signed_in else "me refused"
+            reply = (200, {"me": "shopper"}, None) if signed_in else (401, {"error": "sign in"}, None)
+        elif path == "/orders":
+            key = "orders ok" if token == self.secret else "orders refused"
+            reply = (200, [], None) if token == self.secret else (403, {"error": "bad token"}, None)
+        elif item is not None:
+            key, reply = "item", (200, {"id": int(item[1]), "valid": int(item[1]) % 4 != 0}, None)
+        else:
+            key, reply = "unknown", (404, {"error": "not found"}, None)
+        with self.lock:
+            self.counts[key] += 1
+        return reply
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def two_shops() -> Iterator[tuple[Shop, Shop]]:
+    shops = Shop(), Shop()
+    yield shops
+    for shop in shops:
+        shop.stop()
+
+
+SHOPPER = """\
+import itertools
+from locust import {user}, task, constant
+
+class Shopper({user}):
+    wait_time = constant(0.005)
+
+    def on_start(self):
+        response = self.client.post("/login", json={{"user": "me"}})
+        self.token = response.json()["token"]
+        self.items = itertools.count(1)
+
+    @task
+    def item(self):
+        number = next(self.items)
+{validation}
+    @task
+    def me(self):
+        with self.client.get("/me", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"not signed in: {{response.status_code}}")
+
+    @task
+    def orders(self):
+        self.client.get("/orders", headers={{"Token": self.token}})
+"""
+
+CATCH_RESPONSE = """\
+        with self.client.get(f"/items/{number}", name="/items", catch_response=True) as response:
+            if not response.json()["valid"]:
+                response.failure("item is not valid")
+"""
+
+REST = """\
+        with self.rest("GET", f"/items/{number}", name="/items") as response:
+            if not response.js["valid"]:
+                response.failure("item is not valid")
+"""
+
+
+def _shopper_run(tmp_path: Path, shops: tuple[Shop, Shop], *, user: str, validation: str) -> RunOutcome:
+    base, head = shops
+    locustfile = write(tmp_path / "locustfile.py", SHOPPER.format(user=user, validation=validation))
     body = (
-        f"locustfile: {locustfile.name}\nload: {{users: 2, spawn_rate: 10, duration: 3s, warmup: 0s}}\n"
+        f"locustfile: {locustfile.name}\nload: {{users: 3, spawn_rate: 30, duration: 4s, warmup: 0s}}\n"
         "readiness: {path: /health, timeout: 10s}\n"
     )
-    outcome = run_pipeline(
-        _config(tmp_path, body, base), out_dir=tmp_path / "out", target=head.url, environ={}, cwd=tmp_path, echo=None
-    )
-    assert outcome.result.base is not None
-    counts = [json.loads(json.dumps(s.stats()))["counts"].get("GET /api/products", 0) for s in (head, base)]
-    assert counts[0] == counts[1] == outcome.result.aggregate.requests == outcome.result.base.aggregate.requests
+    return _run(tmp_path, body, head=head.url, base=base.url)
+
+
+def _endpoint(arm: RunResult | ArmResult, name: str) -> Any:
+    return next(e for e in arm.endpoints if e.name == name)
+
+
+@pytest.mark.parametrize(
+    ("user", "validation"),
+    [
+        pytest.param("HttpUser", CATCH_RESPONSE, id="catch_response"),
+        pytest.param("FastHttpUser", REST, id="FastHttpUser.rest"),
+    ],
+)
+def test_both_arms_run_the_users_validation_and_identical_deployments_show_no_regression(
+    tmp_path: Path, two_shops: tuple[Shop, Shop], user: str, validation: str
+) -> None:
+    outcome = _shopper_run(tmp_path, two_shops, user=user, validation=validation)
+    result = outcome.result
+    assert result.base is not None
+    for arm in (result, result.base):
+        items = _endpoint(arm, "GET /items")
+        assert items.stats.requests >= 8
+        # every fourth item fails the locustfile's own check, on either deployment
+        assert 0.1 <= items.stats.failures / items.stats.requests <= 0.4
+        assert "CatchResponseError: item is not valid" in [e.message for e in items.errors]
+    comparison = outcome.report.comparison
+    assert comparison is not None
+    assert comparison.mode == "duet"
+    assert comparison.with_verdict("regression") == []
+    assert comparison.with_verdict("improvement") == []
+
+
+def test_a_login_in_on_start_reaches_each_deployment_with_its_own_cookie_and_token(
+    tmp_path: Path, two_shops: tuple[Shop, Shop]
+) -> None:
+    outcome = _shopper_run(tmp_path, two_shops, user="HttpUser", validation=CATCH_RESPONSE)
+    for shop in two_shops:
+        assert shop.counts["login"] == 3  # one per user on each deployment: the twin signs in on its own
+        assert shop.counts["me ok"] > 0
+        assert shop.counts["orders ok"] > 0
+        assert shop.counts["me refused"] == shop.counts["orders refused"] == 0
+    result = outcome.result
+    assert result.base is not None
+    for arm in (result, result.base):
+        for name in ("GET /me", "GET /orders"):
+            stats = _endpoint(arm, name).stats
+            assert stats.failures == stats.unfinished  # only what was still in flight when the run ended
+
+
+# -- the pairs' life, with Locust as a library (no HTTP: the tasks only sleep and count) ------------
+
+LIFECYCLE = """\
+import json, sys
+from collections import Counter
+
+import gevent
+import locust
+from locust import HttpUser, constant, task
+from locust.env import Environment
+
+from ci_perf.loadtest.plugins import duet
+
+started, finished, contexts = Counter(), Counter(), Counter()
+
+
+class Pair(HttpUser):
+    host = "http://head.invalid"
+    wait_time = constant(0.01)
+
+    def context(self):
+        return {"tenant": "t1"}
+
+    @task
+    def work(self):
+        arm = self.context().get("ci_perf_arm", "head")
+        contexts[json.dumps(self.context(), sort_keys=True)] += 1
+        started[arm] += 1
+        gevent.sleep(0.08 if arm == "base" else 0.01)  # the base deployment is 8x slower
+        finished[arm] += 1
+
+
+environment = Environment(user_classes=[Pair], events=locust.events)
+environment.stop_timeout = float(sys.argv[1])
+runner = environment.create_local_runner()
+environment.events.init.fire(environment=environment, runner=runner, web_ui=None)
+runner.start(4, spawn_rate=100)
+gevent.sleep(1.0)
+hosts = sorted({twin.args[0].host for twin in duet._twins})
+running = {"users": runner.user_count, "twins": len(duet._twins), "hosts": hosts}
+runner.start(2, spawn_rate=100)
+gevent.sleep(0.5)
+ramped = {"users": runner.user_count, "twins": len(duet._twins)}
+runner.stop()
+after = {"users": runner.user_count, "twins": len(duet._twins)}
+print(json.dumps({"running": running, "ramped": ramped, "after": after, "started": started,
+                  "finished": finished, "contexts": contexts}))
+"""
+
+
+def _lifecycle(tmp_path: Path, stop_timeout: float) -> dict[str, Any]:
+    script = write(tmp_path / "lifecycle.py", LIFECYCLE)
+    environ = {**os.environ, "CI_PERF_BASELINE_TARGET": "http://base.invalid"}
+    command = [sys.executable, str(script), str(stop_timeout)]
+    done = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_each_user_brings_one_twin_aimed_at_the_base_that_locust_does_not_count(tmp_path: Path) -> None:
+    life = _lifecycle(tmp_path, stop_timeout=2)
+    assert life["running"] == {"users": 4, "twins": 4, "hosts": ["http://base.invalid"]}
+    assert life["ramped"] == {"users": 2, "twins": 2}  # a ramp-down stops the twins of the users it stops
+    assert life["after"] == {"users": 0, "twins": 0}
+    # the twin keeps the class's own context() and adds its arm
+    assert set(life["contexts"]) == {'{"tenant": "t1"}', '{"ci_perf_arm": "base", "tenant": "t1"}'}
+
+
+def test_pairs_run_in_lockstep_so_a_slower_base_runs_as_many_tasks_as_the_head(tmp_path: Path) -> None:
+    life = _lifecycle(tmp_path, stop_timeout=2)
+    head, base = life["started"]["head"], life["started"]["base"]
+    assert head > 20
+    assert abs(head - base) <= 4  # one task per pair at most, for the users still running at the end
+
+
+def test_a_graceful_stop_lets_both_arms_finish_their_task_and_a_forced_stop_ends_both(tmp_path: Path) -> None:
+    graceful = _lifecycle(tmp_path, stop_timeout=2)
+    assert graceful["started"] == graceful["finished"]
+    forced = _lifecycle(tmp_path, stop_timeout=0)
+    assert forced["after"] == {"users": 0, "twins": 0}

@@ -1,110 +1,176 @@
-"""Duet mode, inside Locust: every request goes to the head *and* the base deployment, in random order.
+"""Duet mode, inside Locust: every simulated user has a twin that runs the same code against the base.
 
 The runner adds this file to ``-f`` when ``comparison.baseline_target`` is set and passes the base URL
-(``protocol.PluginSettings.baseline_target``). At ``init`` each User class (``HttpUser`` or ``FastHttpUser``, the
-zero-code user included) gets a client that sends each call twice: to the head (``--host``) and to
-the base, one after the other in a random order, so both arms share the same moment, the same
-runner noise and the same load. The user's code sees the head's response; the base's request is
-tagged ``context[protocol.ARM_KEY] = "base"`` for the collector. The base request never uses
-``catch_response`` (its failures are counted by status code), so a user's validation code runs once.
+(``protocol.PluginSettings.baseline_target``). At ``init`` every User class (``HttpUser`` or
+``FastHttpUser``, the zero-code user included) is patched so that each user Locust starts brings a
+**twin**: another instance of the same class whose ``host`` is the base URL and whose ``context()``
+adds ``{ARM_KEY: "base"}`` (Locust's sessions merge ``user.context()`` into every request's context,
+so the collector, and anything else reading a request's context, sees the arm). The twin runs the
+user's own code from ``__init__`` on: ``on_start`` (a login, the cookies and tokens its own
+deployment hands out), TaskSets, ``catch_response`` validation, ``rest()``, think time. Both arms are
+judged by the same code, so two identical deployments show the same failures.
+
+**Lockstep.** A user and its twin meet before each wait (``TaskSet.wait``, patched while duet is on):
+whichever finishes its task first waits for the other, then each thinks its own think time. Both
+arms therefore run the same number of tasks at the same moments, and a slower deployment does not
+get less load than the other (as two free-running closed loops would give it). Which of the two
+starts first is a coin flip; after that the pair is symmetric, so the arms are exchangeable when
+the deployments are the same (docs/STATISTICS.md, "Duet").
+
+**Counting.** Twins live in a group of their own: Locust counts, ramps and stops only the users it
+started, each of which starts and stops its twin (graceful or forced, as Locust asks). ``users: N``
+means N users on *each* deployment, 2N on the load generator. A user's greenlet ends after its
+twin's, so a graceful stop waits for both, up to ``--stop-timeout``.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from typing import Any
 
+from gevent.event import Event
+from gevent.pool import Group
 from locust import events
-from locust.clients import HttpSession
-from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
+from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
-from locust.user.users import HttpUser
+from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, TaskSet
+from locust.user.users import HttpUser, User
 
 from ci_perf.loadtest.protocol import ARM_KEY, BASE, PluginSettings
 
-_METHODS = ("request", "get", "post", "put", "patch", "delete", "head", "options")
+_TWIN = "_ci_perf_twin"  # on a user: its twin
+_PAIR = "_ci_perf_pair"  # on a user and its twin: their lockstep
+_STOP_BY = "_ci_perf_stop_by"  # on a user asked to stop gracefully: when Locust stops waiting (monotonic)
+_PATCHED = "_ci_perf_duet"  # on our replacement functions: patched once, also through a subclass
+
+_twins = Group()  # Locust's runner never sees them: it counts users by its own group
 
 
-class DuetClient:
-    """Looks like the user's client; each request method calls the head and the base clients.
+class Lockstep:
+    """A user and its twin: each ``meet`` returns when the other has met too, or has ended."""
 
-    Settings a user changes on its client (``client.auth = …``, ``client.headers[...] = …`` — the
-    two sessions share one headers mapping) reach both; ``rename_request`` names both requests.
-    """
+    __slots__ = ("ended", "first")
 
-    def __init__(self, head: Any, base: Any, rng: random.Random) -> None:
-        object.__setattr__(self, "_head", head)
-        object.__setattr__(self, "_base", base)
-        object.__setattr__(self, "_rng", rng)
-        if hasattr(head, "headers") and hasattr(base, "headers"):
-            base.headers = head.headers
+    def __init__(self) -> None:
+        self.first: Event | None = None  # set when the one waiting may go on
+        self.ended = False
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._head, name, value)
-        setattr(self._base, name, value)
+    def meet(self) -> None:
+        if self.ended:
+            return
+        if self.first is None:
+            first = self.first = Event()
+            first.wait()
+        else:
+            first, self.first = self.first, None
+            first.set()
 
-    @contextmanager
-    def rename_request(self, name: str) -> Iterator[None]:
-        with self._head.rename_request(name), self._base.rename_request(name):
-            yield
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._head, name)
-        if name not in _METHODS:
-            return attribute
-
-        def both(*args: Any, **kwargs: Any) -> Any:
-            base_kwargs = {k: v for k, v in kwargs.items() if k != "catch_response"}
-            base_kwargs["context"] = {**(kwargs.get("context") or {}), ARM_KEY: BASE}
-            call_base = getattr(self._base, name)
-            if self._rng.random() < 0.5:
-                call_base(*args, **base_kwargs)
-                return attribute(*args, **kwargs)
-            response = attribute(*args, **kwargs)
-            call_base(*args, **base_kwargs)
-            return response
-
-        return both
+    def end(self) -> None:
+        """One of the two ended: the other never waits again."""
+        self.ended = True
+        if self.first is not None:
+            self.first.set()
+            self.first = None
 
 
-# FastHttpSession's settings, copied from the user as FastHttpUser builds its own client
-_FAST_SETTINGS = (
-    *("network_timeout", "connection_timeout", "max_redirects", "max_retries", "insecure", "concurrency"),
-    *("client_pool", "ssl_context_factory", "proxy_host", "proxy_port"),
-)
+def make_twin(user: User, base_url: str) -> User:
+    """Another user of the user's class, built by its own ``__init__``, aimed at ``base_url``."""
+    cls = type(user)
+    twin = cls.__new__(cls)
+    twin.host = base_url  # HttpUser and FastHttpUser build their client from self.host in __init__
+    cls.__init__(twin, user.environment)
+    context = twin.context  # the class's own context(), if it has one
+
+    def base_context() -> dict[str, Any]:
+        return {**context(), ARM_KEY: BASE}
+
+    twin.context = base_context  # type: ignore[method-assign] # the instance's arm, for every request it sends
+    return twin
 
 
-def _base_client(user: Any, base_url: str) -> Any:
-    if isinstance(user, FastHttpUser):
-        settings = {name: getattr(user, name) for name in _FAST_SETTINGS}
-        return FastHttpSession(
-            base_url=base_url,
-            request_event=user.environment.events.request,
-            user=user,
-            headers=user.default_headers,
-            **settings,
-        )
-    if isinstance(user, HttpUser):
-        session = HttpSession(
-            base_url=base_url, request_event=user.environment.events.request, user=user, pool_manager=user.pool_manager
-        )
-        session.trust_env = False  # as HttpUser's own client: no proxy from the environment for one arm only
-        return session
-    raise TypeError(f"duet mode needs HttpUser or FastHttpUser users; {type(user).__name__} is neither")
+def _state(user: User) -> str | None:
+    return user._state  # noqa: SLF001 - running, waiting or stopping: Locust keeps it private
 
 
-def _wrap(user_class: type, base_url: str, rng: random.Random) -> None:
-    original = user_class.__init__  # type: ignore[misc] # the class's own, patched once per process
+def _spawn(user: User, group: Group, run: Callable[[User], None]) -> None:
+    """What ``User.start`` does, with our function in the greenlet (its ``args[0]`` is the user)."""
+    user._greenlet = group.spawn(run, user)  # noqa: SLF001 - the fields User.start sets
+    user._group = group  # noqa: SLF001
 
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        if not isinstance(self.client, DuetClient):
-            self.client = DuetClient(self.client, _base_client(self, base_url), rng)
 
-    user_class.__init__ = init  # type: ignore[misc]
+def _run_twin(twin: User) -> None:
+    try:
+        twin.run()
+    finally:
+        getattr(twin, _PAIR).end()
+
+
+def _run_pair(user: User) -> None:
+    """The greenlet Locust holds for a user (``args[0]`` is the user, as Locust expects): the
+    user runs here, and the greenlet ends after the twin's — at once if Locust killed the user
+    after its stop timeout, since Locust would kill the twin then too."""
+    twin: User = getattr(user, _TWIN)
+    lockstep: Lockstep = getattr(user, _PAIR)
+    try:
+        user.run()
+        lockstep.end()
+        stop_by = getattr(user, _STOP_BY, None)
+        twin.greenlet.join(timeout=None if stop_by is None else max(0.0, stop_by - time.monotonic()))
+    finally:
+        lockstep.end()
+        twin.greenlet.kill(block=True)  # nothing if it ended
+
+
+def _patch(user_class: type[User], base_url: str, rng: random.Random) -> None:
+    if getattr(user_class.start, _PATCHED, False):  # a subclass of a patched class: already twinned
+        return
+    stop = user_class.stop
+
+    def start(self: User, group: Group) -> Any:
+        twin = make_twin(self, base_url)
+        lockstep = Lockstep()
+        setattr(self, _TWIN, twin)
+        setattr(self, _PAIR, lockstep)
+        setattr(twin, _PAIR, lockstep)
+        twin_first = rng.random() < 0.5
+        if twin_first:
+            _spawn(twin, _twins, _run_twin)
+        _spawn(self, group, _run_pair)
+        if not twin_first:
+            _spawn(twin, _twins, _run_twin)
+        return self.greenlet
+
+    def stop_pair(self: User, force: bool = False) -> bool:
+        twin: User | None = getattr(self, _TWIN, None)
+        if twin is not None:  # the twin first: a forced stop of the user waits until its greenlet ends
+            if not force:
+                setattr(self, _STOP_BY, time.monotonic() + float(self.environment.stop_timeout or 0))
+            if not twin.greenlet.dead and (force or _state(twin) != LOCUST_STATE_STOPPING):
+                stop(twin, force)
+        return bool(stop(self, force))
+
+    for replacement in (start, stop_pair):
+        setattr(replacement, _PATCHED, True)
+    user_class.start = start  # type: ignore[method-assign]
+    user_class.stop = stop_pair  # type: ignore[method-assign]
+
+
+def _wait_in_lockstep(wait: Any) -> Any:
+    def paired_wait(self: TaskSet) -> None:
+        lockstep: Lockstep | None = getattr(self.user, _PAIR, None)
+        if lockstep is not None and not lockstep.ended:
+            if _state(self.user) == LOCUST_STATE_STOPPING:
+                raise StopUser
+            self.user._state = LOCUST_STATE_WAITING  # noqa: SLF001 - Locust may kill it here at once, as in its sleep
+            lockstep.meet()
+        wait(self)
+
+    setattr(paired_wait, _PATCHED, True)
+    return paired_wait
 
 
 @events.init.add_listener
@@ -112,8 +178,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
     base_url = PluginSettings.from_env(os.environ).baseline_target
     if not base_url:
         return
-    rng = random.Random()  # noqa: S311 - the order of two requests, not cryptography
+    rng = random.Random()  # noqa: S311 - which of a pair starts first, not cryptography
     for user_class in environment.user_classes:
         if not issubclass(user_class, (HttpUser, FastHttpUser)):
             raise TypeError(f"duet mode needs HttpUser or FastHttpUser users; {user_class.__name__} is neither")
-        _wrap(user_class, base_url, rng)
+        _patch(user_class, base_url, rng)
+    if not getattr(TaskSet.wait, _PATCHED, False):
+        TaskSet.wait = _wait_in_lockstep(TaskSet.wait)  # type: ignore[method-assign]
