@@ -164,7 +164,7 @@ def two_shops() -> Iterator[tuple[Shop, Shop]]:
 
 
 SHOPPER = """\
-import itertools
+import random
 from locust import {user}, task, constant
 
 class Shopper({user}):
@@ -173,11 +173,10 @@ class Shopper({user}):
     def on_start(self):
         response = self.client.post("/login", json={{"user": "me"}})
         self.token = response.json()["token"]
-        self.items = itertools.count(1)
 
-    @task
+    @task(2)
     def item(self):
-        number = next(self.items)
+        number = random.randint(1, 1000)
 {validation}
     @task
     def me(self):
@@ -230,12 +229,18 @@ def test_both_arms_run_the_users_validation_and_identical_deployments_show_no_re
     outcome = _shopper_run(tmp_path, two_shops, user=user, validation=validation)
     result = outcome.result
     assert result.base is not None
+    invalid = []
     for arm in (result, result.base):
         items = _endpoint(arm, "GET /items")
         assert items.stats.requests >= 8
         # every fourth item fails the locustfile's own check, on either deployment
         assert 0.1 <= items.stats.failures / items.stats.requests <= 0.4
         assert "CatchResponseError: item is not valid" in [e.message for e in items.errors]
+        invalid.append(items.stats.failures - items.stats.unfinished)
+    # a twin draws the same items as its user: the same failures, but for the last task of each pair
+    assert abs(invalid[0] - invalid[1]) <= 3
+    for name in ("GET /items", "GET /me", "GET /orders"):
+        assert abs(_endpoint(result, name).stats.requests - _endpoint(result.base, name).stats.requests) <= 3
     comparison = outcome.report.comparison
     assert comparison is not None
     assert comparison.mode == "duet"
@@ -263,7 +268,7 @@ def test_a_login_in_on_start_reaches_each_deployment_with_its_own_cookie_and_tok
 # -- the pairs' life, with Locust as a library (no HTTP: the tasks only sleep and count) ------------
 
 LIFECYCLE = """\
-import json, sys
+import json, random, sys
 from collections import Counter
 
 import gevent
@@ -274,11 +279,17 @@ from locust.env import Environment
 from ci_perf.loadtest.plugins import duet
 
 started, finished, contexts = Counter(), Counter(), Counter()
+users = []
 
 
 class Pair(HttpUser):
     host = "http://head.invalid"
     wait_time = constant(0.01)
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        self.draws = []
+        users.append(self)
 
     def context(self):
         return {"tenant": "t1"}
@@ -287,6 +298,7 @@ class Pair(HttpUser):
     def work(self):
         arm = self.context().get("ci_perf_arm", "head")
         contexts[json.dumps(self.context(), sort_keys=True)] += 1
+        self.draws.append(random.random())
         started[arm] += 1
         gevent.sleep(0.08 if arm == "base" else 0.01)  # the base deployment is 8x slower
         finished[arm] += 1
@@ -305,8 +317,10 @@ gevent.sleep(0.5)
 ramped = {"users": runner.user_count, "twins": len(duet._twins)}
 runner.stop()
 after = {"users": runner.user_count, "twins": len(duet._twins)}
+pairs = [(user.draws, getattr(user, "_ci_perf_twin").draws) for user in users if hasattr(user, "_ci_perf_twin")]
+same = [min(len(a), len(b)) > 0 and a[: len(b)] == b[: len(a)] for a, b in pairs]
 print(json.dumps({"running": running, "ramped": ramped, "after": after, "started": started,
-                  "finished": finished, "contexts": contexts}))
+                  "finished": finished, "contexts": contexts, "same_draws": same}))
 """
 
 
@@ -327,6 +341,11 @@ def test_each_user_brings_one_twin_aimed_at_the_base_that_locust_does_not_count(
     assert life["after"] == {"users": 0, "twins": 0}
     # the twin keeps the class's own context() and adds its arm
     assert set(life["contexts"]) == {'{"tenant": "t1"}', '{"ci_perf_arm": "base", "tenant": "t1"}'}
+
+
+def test_a_twin_draws_the_same_random_numbers_as_its_user(tmp_path: Path) -> None:
+    life = _lifecycle(tmp_path, stop_timeout=2)
+    assert life["same_draws"] == [True] * 4
 
 
 def test_pairs_run_in_lockstep_so_a_slower_base_runs_as_many_tasks_as_the_head(tmp_path: Path) -> None:

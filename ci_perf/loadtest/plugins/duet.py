@@ -10,12 +10,20 @@ user's own code from ``__init__`` on: ``on_start`` (a login, the cookies and tok
 deployment hands out), TaskSets, ``catch_response`` validation, ``rest()``, think time. Both arms are
 judged by the same code, so two identical deployments show the same failures.
 
+**The same draws.** A user and its twin draw from generators seeded alike: while duet is on, the
+``random`` module's functions (Locust's task choice and ``between`` think times, the locustfile's
+``random.choice``/``randint``…) draw from the running pair's own generator, seeded from the
+process's (so a ``random.seed`` in the locustfile still fixes the run). A twin therefore picks the
+same tasks, ids and think times as its user and sends the same requests, until the two deployments
+answer differently and the code branches on it. Greenlets of neither (Locust's own, a user's own
+``gevent.spawn``) draw from the process's generator as before.
+
 **Lockstep.** A user and its twin meet before each wait (``TaskSet.wait``, patched while duet is on):
-whichever finishes its task first waits for the other, then each thinks its own think time. Both
-arms therefore run the same number of tasks at the same moments, and a slower deployment does not
-get less load than the other (as two free-running closed loops would give it). Which of the two
-starts first is a coin flip; after that the pair is symmetric, so the arms are exchangeable when
-the deployments are the same (docs/STATISTICS.md, "Duet").
+whichever finishes its task first waits for the other, then both think the same think time. Both
+arms therefore run the same tasks at the same moments, and a slower deployment does not get less
+load than the other (as two free-running closed loops would give it). Which of the two starts
+first is a coin flip; after that the pair is symmetric, so the arms are exchangeable when the
+deployments are the same (docs/STATISTICS.md, "Duet").
 
 **Counting.** Twins live in a group of their own: Locust counts, ramps and stops only the users it
 started, each of which starts and stops its twin (graceful or forced, as Locust asks). ``users: N``
@@ -31,6 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 from gevent.event import Event
 from gevent.pool import Group
 from locust import events
@@ -48,6 +57,24 @@ _STOP_BY = "_ci_perf_stop_by"  # on a user asked to stop gracefully: when Locust
 _PATCHED = "_ci_perf_duet"  # on our replacement functions: patched once, also through a subclass
 
 _twins = Group()  # Locust's runner never sees them: it counts users by its own group
+_PROCESS_RANDOM: random.Random = random._inst  # noqa: SLF001 - what random.x() draws from
+_streams: dict[Any, random.Random] = {}  # a pair's greenlets → their generators (seeded alike)
+
+
+def _drawn_in_pair(name: str) -> Callable[..., Any]:
+    def draw(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_streams.get(gevent.getcurrent(), _PROCESS_RANDOM), name)(*args, **kwargs)
+
+    draw.__name__ = draw.__qualname__ = name
+    draw.__doc__ = getattr(_PROCESS_RANDOM, name).__doc__
+    return draw
+
+
+def share_draws_within_pairs() -> None:
+    """Make the ``random`` module's functions draw from the running pair's generator (once)."""
+    for name in dir(random):
+        if getattr(getattr(random, name), "__self__", None) is _PROCESS_RANDOM:
+            setattr(random, name, _drawn_in_pair(name))
 
 
 class Lockstep:
@@ -107,6 +134,7 @@ def _run_twin(twin: User) -> None:
         twin.run()
     finally:
         getattr(twin, _PAIR).end()
+        _streams.pop(gevent.getcurrent(), None)
 
 
 def _run_pair(user: User) -> None:
@@ -122,6 +150,7 @@ def _run_pair(user: User) -> None:
         twin.greenlet.join(timeout=None if stop_by is None else max(0.0, stop_by - time.monotonic()))
     finally:
         lockstep.end()
+        _streams.pop(gevent.getcurrent(), None)
         twin.greenlet.kill(block=True)  # nothing if it ended
 
 
@@ -142,6 +171,9 @@ def _patch(user_class: type[User], base_url: str, rng: random.Random) -> None:
         _spawn(self, group, _run_pair)
         if not twin_first:
             _spawn(twin, _twins, _run_twin)
+        seed = _PROCESS_RANDOM.getrandbits(64)
+        _streams[self.greenlet] = random.Random(seed)  # noqa: S311 - load mix and think times
+        _streams[twin.greenlet] = random.Random(seed)  # noqa: S311
         return self.greenlet
 
     def stop_pair(self: User, force: bool = False) -> bool:
@@ -173,9 +205,14 @@ def _wait_in_lockstep(wait: Any) -> Any:
     return paired_wait
 
 
+_BASE_URL = PluginSettings.from_env(os.environ).baseline_target
+if _BASE_URL:  # at import, before Locust imports the locustfile: its `from random import choice` gets ours
+    share_draws_within_pairs()
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    base_url = PluginSettings.from_env(os.environ).baseline_target
+    base_url = _BASE_URL
     if not base_url:
         return
     rng = random.Random()  # noqa: S311 - which of a pair starts first, not cryptography
