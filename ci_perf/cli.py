@@ -148,9 +148,10 @@ def _schema(_: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ci_perf.loadtest.runner import check_locustfile
+    from ci_perf.loadtest.runner import check_header_variables, check_locustfile
 
     config = load_config(args.file)
+    check_header_variables(config, os.environ, source=args.file)  # as `run` will see them
     if config.locustfile:
         check_locustfile(Path(config.locustfile))  # a syntax error now, with its line, not after the readiness wait
     source = config.locustfile or f"{len(config.endpoints or [])} endpoints"
@@ -164,9 +165,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, extra: list[str], progress: ProgressLine) -> int:
+    from ci_perf.loadtest.runner import check_header_variables
     from ci_perf.pipeline import run_pipeline
 
     config = _with_baseline_target(load_config(args.config), args.baseline_target)
+    check_header_variables(config, os.environ, source=args.config)  # the pipeline checks too, without the file
     outcome = run_pipeline(
         config,
         out_dir=args.out,

@@ -24,7 +24,7 @@ from ci_perf.config import Comparison, Config, Gate, check_http_url
 from ci_perf.errors import InputError
 from ci_perf.gitinfo import detect_git
 from ci_perf.loadtest.readiness import wait_until_ready
-from ci_perf.loadtest.runner import check_extra_args, check_locustfile, run_locust
+from ci_perf.loadtest.runner import check_extra_args, check_header_variables, check_locustfile, run_locust
 from ci_perf.report import render
 from ci_perf.results import History, RunResult, load_result, save_result
 from ci_perf.store import BaselineStore
@@ -147,6 +147,7 @@ def measure(
     if not url:
         raise InputError("no target: set target: in the config or pass --target http://host:port")
     check_extra_args(extra_args)
+    check_header_variables(config, environ)  # before the readiness wait: exit 2 naming the variable
     if config.locustfile:
         check_locustfile(Path(config.locustfile))
     baseline_target = config.gate.comparison.baseline_target

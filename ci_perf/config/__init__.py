@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ci_perf.config.files import DEFAULT_CONFIG_NAME, load_config, load_gate, parse_config
 from ci_perf.config.gate import Comparison, EndpointBudget, Gate, PerformanceBudget, gate_changes
-from ci_perf.config.load import BreakOn, Endpoint, LoadSettings, Readiness, StageSetting
+from ci_perf.config.load import BreakOn, Endpoint, LoadSettings, Readiness, StageSetting, unset_header_variables
 from ci_perf.config.model import Config, StoreSettings, config_schema, with_comparison, with_gate
 from ci_perf.config.units import check_http_url, format_duration, parse_duration, parse_rate
 
@@ -37,6 +37,7 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "parse_rate",
+    "unset_header_variables",
     "with_comparison",
     "with_gate",
 ]

@@ -7,6 +7,9 @@ The stage math itself is pure and lives in ``ci_perf.profiles``; this module val
 from __future__ import annotations
 
 import json
+import re
+import string
+from collections.abc import Collection, Mapping, Sequence
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -26,19 +29,71 @@ from ci_perf.config.units import (
 from ci_perf.models import Strict
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Names are tokens; values are one line, and every ``$`` starts ``${NAME}`` (``$$`` is a literal ``$``)."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header name (letters, digits and -, e.g. Authorization)")
+        if any(ord(ch) < 32 and ch != "\t" for ch in value):
+            raise ValueError(f"the value of {name} must be one line without control characters")
+        if not string.Template(value).is_valid():
+            raise ValueError(
+                f"the value of {name} has a '$' that does not start ${{NAME}}; write ${{API_TOKEN}} for an "
+                "environment variable, $$ for a literal $"
+            )
+    return headers
 
 
 class Endpoint(Strict):
-    """One request of zero-code mode; ``name`` is how it appears in every table."""
+    """One request of zero-code mode; ``name`` is how it appears in every table.
+
+    ``headers`` go with every request; ``${NAME}`` in a value is the environment variable NAME,
+    expanded inside Locust (the runner passes the text as written, so a secret is never written
+    to a file or a variable of ours).
+    """
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     path: Annotated[str, AfterValidator(partial(absolute_path, example="/api/products"))]
     body: Any = None
     weight: int = Field(default=1, ge=1)
+    headers: Annotated[dict[str, str], AfterValidator(_check_headers)] = Field(
+        default={}, description="sent with every request; ${NAME} is the environment variable NAME (e.g. a token)"
+    )
 
     @property
     def name(self) -> str:
         return f"{self.method} {self.path}"
+
+
+def unset_header_variables(
+    endpoints: Sequence[Endpoint], environ: Mapping[str, str], *, withheld: Collection[str] = ()
+) -> str | None:
+    """What the ``${NAME}`` references of ``endpoints[i].headers`` miss in the load test's environment.
+
+    ``environ`` is ours; ``withheld`` names what the runner keeps from Locust's on purpose (the
+    GitHub token: the locustfile is the pull request's code). ``None`` when every one is set.
+    """
+    problems = []
+    for index, endpoint in enumerate(endpoints):
+        for header, value in endpoint.headers.items():
+            for variable in string.Template(value).get_identifiers():
+                if variable in environ and variable not in withheld:
+                    continue
+                field = f"endpoints[{index}].headers.{header}"
+                if variable in withheld:
+                    problems.append(
+                        f"{field}: ${{{variable}}} is withheld from the load test (ci-perf never passes "
+                        f"{', '.join(sorted(withheld))} to Locust); put the credential in another variable"
+                    )
+                else:
+                    problems.append(
+                        f"{field}: the environment variable {variable} is not set; export it before running "
+                        f"ci-perf (in a workflow: env: {{{variable}: ${{{{ secrets.{variable} }}}}}})"
+                    )
+    return "; ".join(problems) or None
 
 
 def endpoint_from_line(value: object) -> object:

@@ -18,7 +18,7 @@ variable                    ``PluginSettings``    read by
 ``CI_PERF_RUN_TIME``        ``run_time``          collector: seconds of load from the start of spawning
 ``CI_PERF_PROGRESS``        ``progress``          collector: "1" prints a progress line every second
 ``CI_PERF_THINK_TIME``      ``think_time``        zero_code: seconds between a user's tasks
-``CI_PERF_ENDPOINTS``       ``endpoints``         zero_code, open_model: JSON ``[{method, path, body, weight}]``
+``CI_PERF_ENDPOINTS``       ``endpoints``         zero_code, open_model: JSON ``[PluginEndpoint]``
 ``CI_PERF_BASELINE_TARGET`` ``baseline_target``   duet: the base deployment's URL
 ``CI_PERF_STAGES``          ``stages``            shape: JSON ``[{duration, target, jump}]`` (users)
 ``CI_PERF_ARRIVAL``         ``arrival``           open_model: the same, in requests per second
@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
+from string import Template
 from typing import Any, Literal, Protocol
 
 from pydantic import Field, ValidationError
@@ -83,12 +84,31 @@ class Marker(StrEnum):
 
 
 class PluginEndpoint(Frozen):
-    """One endpoint of zero-code mode, as ``config.Endpoint`` dumps it."""
+    """One endpoint of zero-code mode, as ``config.Endpoint`` dumps it.
+
+    ``headers`` are passed as written: ``${NAME}`` is expanded inside Locust (``request_arguments``),
+    from the child's own environment, so a secret never sits in a variable or file of ours.
+    """
 
     method: str
     path: str
     body: Any = None
     weight: int = Field(default=1, ge=1)
+    headers: dict[str, str] = {}
+
+    def request_arguments(self, environ: Mapping[str, str]) -> dict[str, Any]:
+        """``client.request``'s keyword arguments: the name, the JSON body, the headers with ``${NAME}`` expanded."""
+        arguments: dict[str, Any] = {"name": self.path}
+        if self.body is not None:
+            arguments["json"] = self.body
+        try:
+            headers = {name: Template(value).substitute(environ) for name, value in self.headers.items()}
+        except KeyError as exc:  # Locust started by hand, without the variable (the runner checks first)
+            raise ProtocolError(
+                f"{ENV_VARIABLES['endpoints']}: a header of {self.method} {self.path} uses ${{{exc.args[0]}}}, "
+                "which is not set in Locust's environment"
+            ) from exc
+        return arguments | ({"headers": headers} if headers else {})
 
 
 class PluginSettings(Frozen):

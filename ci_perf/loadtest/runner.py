@@ -26,8 +26,8 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from ci_perf.config import Config, format_duration
-from ci_perf.errors import EnvironmentFailure, InputError
+from ci_perf.config import Config, format_duration, unset_header_variables
+from ci_perf.errors import ConfigError, EnvironmentFailure, InputError
 from ci_perf.loadtest.protocol import Marker, PluginEndpoint, PluginSettings, marker_in, parse_progress
 from ci_perf.results import CollectedRun
 
@@ -94,6 +94,13 @@ def check_locustfile(path: Path) -> None:
         ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise InputError(f"locustfile {path}:{exc.lineno}: syntax error: {exc.msg}; fix that line") from exc
+
+
+def check_header_variables(config: Config, environ: Mapping[str, str], *, source: Path | None = None) -> None:
+    """Every ``${NAME}`` in the endpoints' headers is set for Locust (never a withheld token), or exit 2."""
+    unset = unset_header_variables(config.endpoints or [], environ, withheld=SECRET_VARIABLES)
+    if unset:
+        raise ConfigError(f"{source}: {unset}" if source else unset)
 
 
 def locust_files(config: Config) -> list[str]:
@@ -172,6 +179,7 @@ def child_environment(config: Config, *, collect_out: Path, progress: bool, base
 
     The locustfile is the pull request's code; it never sees the GitHub token.
     """
+    check_header_variables(config, base)
     env = {k: v for k, v in base.items() if k not in SECRET_VARIABLES}
     env.update(plugin_settings(config, collect_out=collect_out, progress=progress).to_env())
     env["PYTHONUNBUFFERED"] = "1"

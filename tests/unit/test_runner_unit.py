@@ -19,7 +19,7 @@ def test_the_locustfile_never_sees_the_github_token(tmp_path: Path) -> None:
     assert "ghs_secret" not in env.values()
     assert env["PATH"] == "/bin"
     assert env["CI_PERF_RUN_TIME"] == "30.0"
-    assert env["CI_PERF_ENDPOINTS"] == '[{"method": "GET", "path": "/a", "body": null, "weight": 1}]'
+    assert env["CI_PERF_ENDPOINTS"] == '[{"method": "GET", "path": "/a", "body": null, "weight": 1, "headers": {}}]'
 
 
 def test_several_processes_bind_the_master_to_a_free_loopback_port() -> None:

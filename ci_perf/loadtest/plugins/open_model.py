@@ -4,7 +4,8 @@ The runner uses this file instead of ``zero_code.py`` when ``load.arrival_rate``
 ``arrival_rate``) is set, and passes (``protocol.PluginSettings``) the ``endpoints``, the ``arrival``
 stages (requests per second) and the number of ``processes`` (each process takes its share of the
 rate, with a random phase). ``load.users`` simulated users form a pool; each takes the next scheduled
-start, waits for it, picks an endpoint by weight and sends it with
+start, waits for it, picks an endpoint by weight and sends it (its headers' ``${NAME}`` expanded from
+this process's environment) with
 ``context[protocol.INTENDED_KEY]`` = the intended start, so that the collector measures latency from
 the intended start (coordinated omission corrected: a stalled service is charged for the requests
 it made wait). A start more than ``MAX_LATE_S`` behind schedule is dropped and counted — the pool
@@ -64,6 +65,7 @@ class _Schedule:
 
 _schedule = _Schedule()
 _weights = [e.weight for e in _ENDPOINTS]
+_arguments = [e.request_arguments(os.environ) for e in _ENDPOINTS]  # headers' ${NAME} expanded here, once
 
 
 def _counters(environment: Environment) -> Counter[str]:
@@ -95,11 +97,9 @@ class OpenModelUser(FastHttpUser):
             return
         if lateness > LATE_S:
             counts["late"] += 1
-        endpoint = _rng.choices(_ENDPOINTS, weights=_weights)[0]
-        extra = {} if endpoint.body is None else {"json": endpoint.body}
-        self.client.request(
-            endpoint.method, endpoint.path, name=endpoint.path, context={INTENDED_KEY: intended}, **extra
-        )
+        index = _rng.choices(range(len(_ENDPOINTS)), weights=_weights)[0]
+        endpoint = _ENDPOINTS[index]
+        self.client.request(endpoint.method, endpoint.path, context={INTENDED_KEY: intended}, **_arguments[index])
 
 
 @events.test_start.add_listener
