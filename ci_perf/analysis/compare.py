@@ -43,7 +43,8 @@ Mode = Literal["duet", "history", "single", "none"]
 
 MODE_NOTES: dict[str, str] = {
     "duet": (
-        "duet: the base deployment measured in the same run, every request sent to both in random order; "
+        "duet: the base deployment measured in the same run, by a twin of each user that runs the same code "
+        "in lockstep; "
         "paired windows cancel the noise the two share"
     ),
     "history": "history: this run against the spread of {n} earlier runs (Student-t prediction interval)",

@@ -296,9 +296,10 @@ def windows_test(pair: WindowPair, test: Resampling, *, run_variance: float = 0.
 def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
     """Head against base measured in the same windows (row i of both matrices is the same time span).
 
-    Windows are grouped into batches (smaller than in ``windows_test``: with requests sent to both
-    arms in random order the arms are exchangeable when nothing changed, so a small batch's quantile
-    is biased alike in both and d stays centred on 0); each batch gives d = log(head statistic) −
+    Windows are grouped into batches (smaller than in ``windows_test``: each user's twin runs the same
+    code with the same random draws against the base, in lockstep, and which starts first is a coin
+    flip, so the arms are exchangeable when nothing changed and a small batch's quantile is biased
+    alike in both: d stays centred on 0); each batch gives d = log(head statistic) −
     log(base statistic), and noise shared by the arms (the runner, the network, the moment) cancels in d.
     p-values and MDE: a one-sample t-test of mean(d) with the
     variance inflated by (1 + ρ)/(1 − ρ) for d's lag-1 autocorrelation. Effect: the whole-run log
