@@ -21,8 +21,10 @@ from ci_perf.errors import InputError
 from ci_perf.models import Strict
 from ci_perf.sketches import Sketch
 
-SCHEMA_VERSION = 2  # 2: duet (``base``), capacity, open model; version 1 files read as they are
-READABLE_VERSIONS = (1, 2)
+# 2: duet (``base``), capacity, open model; 3: unfinished requests, task exceptions, other hosts, the users that
+# ran, throughput over the measured window. Older files read as they are (the new fields take their defaults).
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 AGGREGATE = "(all endpoints)"  # the name of the all-endpoints row in every table
 
 
@@ -47,13 +49,21 @@ class ErrorCount(Strict):
 
 
 class EndpointWindow(Strict):
-    """One endpoint during one window ``[start, start + window_s)`` (epoch seconds)."""
+    """One endpoint during one window ``[start, start + window_s)`` (epoch seconds).
+
+    ``unfinished``: requests still in flight when the run ended that had waited longer than every answer of their
+    endpoint allows (``analysis.summarize.unfinished_after_ms``), in the window where the run ended (a request stuck
+    since the warm-up still counts). They are in ``requests`` and ``failures`` too, and their wait so far is in
+    ``latency`` as a lower bound. Younger requests in flight were cut off by the end of the run, not by the service:
+    they are in ``requests`` only (sent, outcome unknown).
+    """
 
     start: float
     requests: int
     failures: int
     latency: Sketch
     errors: list[ErrorCount] = []
+    unfinished: int = 0
 
 
 class CpuSample(Strict):
@@ -65,6 +75,9 @@ class CpuSample(Strict):
 class CollectedEndpointWindow(EndpointWindow):
     arm: Literal["head", "base"] = "head"
     endpoint: str
+    host: str | None = None  # a host other than the arm's target (``other:8080``); None: the target
+    # requests still in flight when the run ended: how long each had waited (ms); in no other field yet
+    in_flight_ms: list[float] = []
     first_start: float
     last_end: float
 
@@ -85,6 +98,15 @@ class BreakMark(Strict):
     at: float
 
 
+class TaskException(Strict):
+    """Unhandled exceptions of the users' tasks with one type, message and place, over the whole run."""
+
+    type: str
+    message: str
+    count: int
+    where: str | None = Field(description='the innermost frame in the locustfile: "locustfile.py:12"')
+
+
 class CollectedRun(Strict):
     """The collector's output file, read back by the runner."""
 
@@ -98,13 +120,20 @@ class CollectedRun(Strict):
     steps: list[StepMark] = []
     broke: BreakMark | None = None
     open_model: dict[str, float] | None = None  # open_model.py's counters, summed over processes
+    stopped_at: float | None = None  # epoch seconds: the measured window's end, when in-flight requests were cut off
+    exceptions: list[TaskException] = []  # merged over processes, most frequent first
 
 
 class Stats(Strict):
-    """Totals over the measured (post-warm-up) part of a run. Latencies in ms."""
+    """Totals over the measured (post-warm-up) part of a run. Latencies in ms.
+
+    ``unfinished`` requests (no response when the run ended) are in ``requests`` and ``failures`` too, and their
+    time so far counts in the percentiles as a lower bound. ``rps`` is requests over the measured window.
+    """
 
     requests: int
     failures: int
+    unfinished: int = 0
     error_rate_percent: float
     rps: float
     mean_ms: float | None
@@ -118,6 +147,7 @@ class Stats(Strict):
 
 class EndpointResult(Strict):
     name: str
+    host: str | None = None  # ``RunResult.other_hosts`` only: the host these requests went to
     stats: Stats
     errors: list[ErrorCount] = []
     windows: list[EndpointWindow] = []
@@ -138,13 +168,14 @@ class RunMeta(Strict):
     locust_version: str
     target: str
     started_at: float = Field(description="epoch seconds of the first request")
-    ended_at: float = Field(description="epoch seconds of the last response")
-    duration_s: float = Field(description="measured from recorded timestamps, warm-up included")
-    measured_s: float = Field(description="the part after warm-up that the totals cover")
+    ended_at: float = Field(description="epoch seconds when the run ended (older results: of the last response)")
+    duration_s: float = Field(description="from the first request to the end of the run, warm-up included")
+    measured_s: float = Field(description="the window after warm-up that the totals and throughput cover")
     measured_from: float = Field(description="start of the first window after warm-up (epoch seconds)")
     warmup_s: float
     window_s: float
     load: dict[str, object]
+    peak_users: int = Field(default=0, description="the most users that ran at once (0: not recorded)")
     scenario_key: str
     load_key: str
     git_sha: str | None = None
@@ -206,6 +237,10 @@ class RunResult(Strict):
     meta: RunMeta
     aggregate: Stats
     endpoints: list[EndpointResult]
+    other_hosts: list[EndpointResult] = Field(
+        default=[], description="requests to hosts other than the target: shown, kept out of the aggregate and budget"
+    )
+    exceptions: list[TaskException] = []
     base: ArmResult | None = None
     capacity: Capacity | None = None
     open_model: OpenModelResult | None = None

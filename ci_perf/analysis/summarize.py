@@ -1,9 +1,11 @@
 """Windows → totals: the collector's raw windows become a ``RunResult``.
 
 Pure: no I/O, no clock. Warm-up windows stay in the result (the statistics may
-want them) but every total covers only the measured part of the run, whose
-length comes from the recorded request timestamps, not from the configured
-duration (Locust's own clock stops early).
+want them) but every total covers only the measured window: from the end of the
+warm-up (on the window grid) to the end of the run, when the collector cut off
+what was still in flight. Throughput is the requests in that window over its
+length, whatever the requests' own timing. Requests to hosts other than the
+target are summarised apart (``RunResult.other_hosts``), out of the aggregate.
 """
 
 from __future__ import annotations
@@ -46,20 +48,26 @@ SHAPE_SETTINGS = {
 }  # fmt: skip  # an open-model run that misses its arrival rate by more is unreliable
 TOP_ERRORS = 5
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
+# A request in flight when the run ended is unfinished once it waited longer than every answer of its endpoint,
+# and longer than a second: a stall, not a request that the end of the run happened to cut off (docs/STATISTICS.md).
+UNFINISHED_FLOOR_MS = 1000.0
+UNFINISHED_MESSAGE = "unfinished: no response when the run ended (the wait so far counts as a latency lower bound)"
 
 
 def compute_stats(windows: Sequence[EndpointWindow], *, seconds: float) -> Stats:
     latency = sketches.merge(w.latency for w in windows)
     requests = sum(w.requests for w in windows)
     failures = sum(w.failures for w in windows)
-    return stats_from(latency, requests=requests, failures=failures, seconds=seconds)
+    unfinished = sum(w.unfinished for w in windows)
+    return stats_from(latency, requests=requests, failures=failures, seconds=seconds, unfinished=unfinished)
 
 
-def stats_from(latency: Sketch, *, requests: int, failures: int, seconds: float) -> Stats:
+def stats_from(latency: Sketch, *, requests: int, failures: int, seconds: float, unfinished: int = 0) -> Stats:
     p50, p90, p95, p99, p999 = sketches.quantiles(latency, QUANTILES)
     return Stats(
         requests=requests,
         failures=failures,
+        unfinished=unfinished,
         error_rate_percent=100.0 * failures / requests if requests else 0.0,
         rps=requests / seconds if seconds > 0 else 0.0,
         mean_ms=latency.sum / latency.count if latency.count else None,
@@ -153,21 +161,20 @@ def summarize_run(
     if not collected.windows:
         raise ValueError("the run recorded no requests")
     span = _span(collected, warmup=load.warmup)
-    head = [w for w in collected.windows if w.arm == "head"]
+    head = [w for w in collected.windows if w.arm == "head" and w.host is None]
     endpoints, measured_all = _arm(head, measured_from=span.measured_from, measured_s=span.measured_s)
     aggregate = compute_stats(measured_all, seconds=span.measured_s)
     base = None if baseline_target is None else _base_arm(collected, target=baseline_target, span=span)
-    reasons = [] if base is None else _duet_problems(aggregate, base.aggregate)
     open_model = _open_model(collected, ended_at=span.last)
-    reasons += _open_model_problems(open_model)
     capacity = _capacity(collected, head, limits=break_on if load.profile == "breakpoint" else None, ended_at=span.last)
     scenario_key, load_key = scenario_keys(load, {e.name for e in endpoints}, duet=base is not None)
     health, saturation = generator_health(
         collected.cpu, warnings=[*collected.cpu_warnings, *warnings], since=span.measured_from
     )
-    reasons = [saturation, *reasons] if saturation else reasons
-    if span.measured_s <= 0 or not measured_all:
-        reasons.append("no requests after the warm-up; lengthen load.duration or shorten load.warmup")
+    reasons = [saturation] if saturation else []
+    reasons += [] if span.warmup_done else [_warmup_not_done(span, warmup=load.warmup)]
+    reasons += ([] if base is None else _duet_problems(aggregate, base.aggregate)) + _open_model_problems(open_model)
+    reasons += [] if measured_all else ["no requests after the warm-up; lengthen load.duration or shorten load.warmup"]
     meta = RunMeta(
         tool_version=tool_version,
         locust_version=collected.locust_version,
@@ -180,6 +187,7 @@ def summarize_run(
         warmup_s=load.warmup,
         window_s=collected.window_s,
         load={**load.model_dump(), "peak_users": collected.peak_users},
+        peak_users=collected.peak_users,
         scenario_key=scenario_key,
         load_key=load_key,
         git_sha=git_sha,
@@ -189,18 +197,21 @@ def summarize_run(
         reliable=not reasons,
         unreliable_reasons=reasons,
     )
+    other_hosts = _other_hosts(collected, measured_from=span.measured_from, measured_s=span.measured_s)
     return RunResult(
-        meta=meta, aggregate=aggregate, endpoints=endpoints, base=base, capacity=capacity, open_model=open_model
-    )
+        meta=meta, aggregate=aggregate, endpoints=endpoints, other_hosts=other_hosts, exceptions=collected.exceptions,
+        base=base, capacity=capacity, open_model=open_model,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class _Span:
-    """When the run's requests began and ended, and where its measured part (after the warm-up) begins."""
+    """When the run began and ended, and the measured window: from the end of the warm-up to the end."""
 
-    first: float
-    last: float
-    measured_from: float
+    first: float  # the first request
+    last: float  # the end of the run: the collector's stop (older files: the last response)
+    measured_from: float  # on the window grid
+    warmup_done: bool  # False: the run ended within the warm-up, which is then measured too
 
     @property
     def measured_s(self) -> float:
@@ -208,19 +219,30 @@ class _Span:
 
 
 def _span(collected: CollectedRun, *, warmup: float) -> _Span:
+    """The measured window; never empty: a run that ended within its warm-up is measured whole."""
     first = min(w.first_start for w in collected.windows)
     last = max(w.last_end for w in collected.windows)
+    if collected.stopped_at is not None:
+        last = max(collected.stopped_at, first)  # throughput counts the quiet end of a run too
     window_s = collected.window_s
-    if warmup > 0:
-        measured_from = math.ceil((first + warmup) / window_s - 1e-9) * window_s
-    else:
-        measured_from = math.floor(first / window_s) * window_s
-    return _Span(first=first, last=last, measured_from=measured_from)
+    began = first if collected.started_at is None else min(collected.started_at, first)  # the run clock
+    whole = math.floor(first / window_s) * window_s
+    measured_from = math.ceil((began + warmup) / window_s - 1e-9) * window_s if warmup > 0 else whole
+    if measured_from >= last:
+        return _Span(first=first, last=last, measured_from=whole, warmup_done=False)
+    return _Span(first=first, last=last, measured_from=measured_from, warmup_done=True)
+
+
+def _warmup_not_done(span: _Span, *, warmup: float) -> str:
+    return (
+        f"the run ended {span.last - span.first:.1f} s after its first request, within the {warmup:g} s warm-up: "
+        "the totals include the warm-up; lengthen load.duration or shorten load.warmup"
+    )
 
 
 def _base_arm(collected: CollectedRun, *, target: str, span: _Span) -> ArmResult:
-    """Duet mode: the base deployment's windows, summarised like the head's."""
-    windows = [w for w in collected.windows if w.arm == "base"]
+    """Duet mode: the base deployment's windows, summarised like the head's (other hosts left out)."""
+    windows = [w for w in collected.windows if w.arm == "base" and w.host is None]
     endpoints, measured = _arm(windows, measured_from=span.measured_from, measured_s=span.measured_s)
     return ArmResult(target=target, aggregate=compute_stats(measured, seconds=span.measured_s), endpoints=endpoints)
 
@@ -236,10 +258,8 @@ def _arm(
     measured_all: list[EndpointWindow] = []
     for name in sorted(by_endpoint):
         ordered = sorted(by_endpoint[name], key=lambda w: w.start)
-        kept = [
-            EndpointWindow(start=w.start, requests=w.requests, failures=w.failures, latency=w.latency, errors=w.errors)
-            for w in ordered
-        ]
+        after_ms = unfinished_after_ms(ordered)
+        kept = [settle_in_flight(w, after_ms=after_ms) for w in ordered]
         measured = [w for w in kept if is_measured(w.start, measured_from)]
         measured_all.extend(measured)
         endpoints.append(
@@ -251,6 +271,48 @@ def _arm(
             )
         )
     return endpoints, measured_all
+
+
+def unfinished_after_ms(windows: Sequence[EndpointWindow]) -> float:
+    """How long a request of this endpoint may have waited at the end of the run without being unfinished."""
+    slowest = max((w.latency.max for w in windows if w.latency.count), default=0.0)
+    return max(slowest, UNFINISHED_FLOOR_MS)
+
+
+def settle_in_flight(window: CollectedEndpointWindow, *, after_ms: float) -> EndpointWindow:
+    """A collected window as the result keeps it: the requests in flight at the end counted in.
+
+    Each was sent, so it is a request. One that waited longer than ``after_ms`` is unfinished: a failure, its
+    wait a latency lower bound. A younger one was cut off by the end of the run; its outcome is unknown.
+    """
+    overdue = [waited for waited in window.in_flight_ms if waited > after_ms]
+    latency, errors = window.latency, window.errors
+    if overdue:
+        latency = sketches.merge([latency, sketches.of_values(overdue)])
+        errors = sorted(
+            [*errors, ErrorCount(message=UNFINISHED_MESSAGE, count=len(overdue))], key=lambda e: (-e.count, e.message)
+        )
+    return EndpointWindow(
+        start=window.start,
+        requests=window.requests + len(window.in_flight_ms),
+        failures=window.failures + len(overdue),
+        latency=latency,
+        errors=errors,
+        unfinished=len(overdue),
+    )
+
+
+def _other_hosts(collected: CollectedRun, *, measured_from: float, measured_s: float) -> list[EndpointResult]:
+    """Requests to hosts other than the target (the head arm's), per host and endpoint, like the endpoints."""
+    by_host: dict[str, list[CollectedEndpointWindow]] = defaultdict(list)
+    for window in collected.windows:
+        if window.host is not None and window.arm == "head":
+            by_host[window.host].append(window)
+    found = []
+    for host in sorted(by_host):
+        endpoints, _ = _arm(by_host[host], measured_from=measured_from, measured_s=measured_s)
+        found += [endpoint.model_copy(update={"host": host}) for endpoint in endpoints]
+    return found
 
 
 def _duet_problems(head: Stats, base: Stats) -> list[str]:

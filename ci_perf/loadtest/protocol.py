@@ -5,8 +5,10 @@ plugins their settings as environment variables: ``PluginSettings.to_env`` write
 reads them back with ``PluginSettings.from_env`` and in no other way. The plugins answer on stdout
 with markers (``Marker``; ``PROGRESS`` + a ``Progress``) and with the collector's file, a
 ``results.CollectedRun``. Inside Locust the plugins meet in a request's ``context`` (``ARM_KEY``,
-``INTENDED_KEY``) and through the collector on the environment (``recorder_of``); workers send the
-master their windows as ``WorkerReport`` messages of type ``MESSAGE_TYPE``.
+``INTENDED_KEY``, and the collector's own ``INFLIGHT_KEY``) and through the collector on the environment
+(``recorder_of``); workers send the master their windows as ``WorkerReport`` messages of type
+``MESSAGE_TYPE``; when the run ends the master sends each worker a ``CloseOrder`` (``CLOSE_TYPE``), and
+each answers at once with its final report, requests still in flight included as unfinished.
 
 Every Locust process imports this module: it imports neither the config nor Locust.
 
@@ -42,7 +44,7 @@ from pydantic import Field, ValidationError
 
 from ci_perf.models import Frozen
 from ci_perf.profiles import Stage
-from ci_perf.results import BreakMark, CollectedEndpointWindow, CpuSample, StepMark
+from ci_perf.results import BreakMark, CollectedEndpointWindow, CpuSample, StepMark, TaskException
 
 ENV_VARIABLES = {
     "collect_out": "CI_PERF_COLLECT_OUT",
@@ -66,9 +68,11 @@ Arm = Literal["head", "base"]
 HEAD: Arm = "head"
 BASE: Arm = "base"
 INTENDED_KEY = "ci_perf_intended"  # open model: when the request should have started (epoch seconds)
+INFLIGHT_KEY = "ci_perf_inflight"  # collector: which in-flight request this is (its report ends it)
 
 COLLECTOR_ATTRIBUTE = "ci_perf_collector"  # the collector, on Locust's Environment
 MESSAGE_TYPE = "ci_perf_windows"  # worker → master: a WorkerReport
+CLOSE_TYPE = "ci_perf_close"  # master → worker: a CloseOrder
 PROGRESS = "CI_PERF_PROGRESS "  # a stdout line: this prefix, then a Progress as JSON
 
 
@@ -210,7 +214,14 @@ class WorkerReport(Frozen):
     windows: list[CollectedEndpointWindow]
     cpu: list[CpuSample] = []
     open: dict[str, float] = {}  # the open model's counters (scheduled, late, dropped, …)
-    final: bool = False  # sent at test_stop: nothing follows from this worker
+    exceptions: list[TaskException] = []  # unhandled task exceptions since the last report
+    final: bool = False  # sent when the run ended (CloseOrder) or Locust stopped: nothing follows from this worker
+
+
+class CloseOrder(Frozen):
+    """Master → worker: the measured window ended at ``at`` (epoch seconds); cut off what is in flight, report."""
+
+    at: float
 
 
 class Recorder(Protocol):

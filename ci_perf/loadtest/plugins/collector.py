@@ -1,16 +1,20 @@
 """The Locust plugin that measures a run: it runs INSIDE Locust, never in ci-perf itself.
 
 The runner starts Locust with ``-f plugins/collector.py,<locustfile>``. Every request
-event is recorded into a DDSketch per (arm, endpoint, time window) with counts,
-failures and the most frequent failure messages (capped). Windows lie on an
+event is recorded into a DDSketch per (arm, endpoint, host, time window) with counts,
+failures and the most frequent failure messages (capped; ``recording.py``). Windows lie on an
 absolute grid (``floor(start_time / window_s)``) so that workers on one clock
-line up without talking to each other.
+line up without talking to each other. Requests to a host other than the target are kept
+under their host; unhandled task exceptions are counted by type, message and locustfile line.
 
-It also owns the run clock, instead of Locust's ``-t``: after ``run_time``
-seconds it stops the users gracefully (in-flight requests finish, up to
-``--stop-timeout``), waits until every worker has sent its final windows, writes
-the merged result, then quits Locust. With ``-t`` the master quits after a fixed
-0.5 s and drops whatever the workers had not yet reported.
+It also owns the run clock, instead of Locust's ``-t``. After ``run_time`` seconds the measured
+window ends (``Collector.close``): every request still in flight (``inflight.py``) is recorded with its
+wait so far (``analysis.summarize`` decides which of them are unfinished: failures, the wait a latency
+lower bound), nothing more is sent or recorded, and the users are stopped at once — no waiting for
+think times or ``--stop-timeout``. A master tells each worker to do
+the same (``protocol.CloseOrder``), waits for their final reports, writes the merged result, then quits
+Locust. (With ``-t`` the master quits after a fixed 0.5 s and drops whatever the workers had not yet
+reported.) When Locust stops by itself (a locustfile's shape ended) the window ends the same way.
 
 Its settings (``collect_out``, ``window_s``, ``run_time``, ``progress``) and the stdout markers the
 runner reads are in ``loadtest/protocol.py``; the file it writes is a ``results.CollectedRun``.
@@ -18,11 +22,14 @@ runner reads are in ``loadtest/protocol.py``; the file it writes is a ``results.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
+import traceback
 from collections import Counter
-from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import gevent
@@ -34,148 +41,43 @@ from locust.rpc import Message
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from ci_perf import sketches
+from ci_perf.loadtest.plugins.inflight import InFlight, Pending, install
+from ci_perf.loadtest.plugins.recording import (
+    Cell,
+    ExceptionTally,
+    Hosts,
+    Merged,
+    add_messages,
+    exception_key,
+    failure_message,
+)
 from ci_perf.loadtest.protocol import (
     ARM_KEY,
+    BASE,
+    CLOSE_TYPE,
     COLLECTOR_ATTRIBUTE,
     HEAD,
+    INFLIGHT_KEY,
     INTENDED_KEY,
     MESSAGE_TYPE,
     Arm,
+    CloseOrder,
     Marker,
     PluginSettings,
-    Progress,
     WorkerReport,
     progress_line,
 )
-from ci_perf.results import BreakMark, CollectedEndpointWindow, CollectedRun, CpuSample, ErrorCount, StepMark
+from ci_perf.results import BreakMark, CollectedEndpointWindow, CollectedRun, CpuSample, StepMark
 
-MAX_MESSAGES_PER_CELL = 10
-MAX_MESSAGE_CHARS = 300
-OTHER_MESSAGES = "(other failure messages)"
 WORKER_FLUSH_S = 2.0
 CPU_SAMPLE_S = 1.0
 PROGRESS_S = 1.0
-PROGRESS_SPAN_S = 5.0
+FINALS_WAIT_S = 10.0  # workers answer a CloseOrder at once; one that does not is left out after this
+PLUGINS = Path(__file__).parent
 _KEY_MULTIPLIER = sketches.KEY_MULTIPLIER
 _SMALLEST_KEYED = sketches.SMALLEST_KEYED
 
-
-def _failure_message(exception: BaseException | str) -> str:
-    text = exception if isinstance(exception, str) else f"{type(exception).__name__}: {exception}"
-    text = " ".join(str(text).split())
-    return text[:MAX_MESSAGE_CHARS]
-
-
-def _add_messages(into: Counter[str], messages: dict[str, int]) -> None:
-    """Merge failure-message counts, keeping at most ``MAX_MESSAGES_PER_CELL`` distinct texts."""
-    for message, count in messages.items():
-        if message in into or len(into) < MAX_MESSAGES_PER_CELL:
-            into[message] += count
-        else:
-            into[OTHER_MESSAGES] += count
-
-
-class _Cell:
-    """One endpoint in one window, while it is being recorded: sparse DDSketch key counts."""
-
-    __slots__ = (
-        "counts",
-        "failures",
-        "first_start",
-        "high",
-        "last_end",
-        "low",
-        "messages",
-        "requests",
-        "total",
-        "zeros",
-    )
-
-    def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
-        self.zeros = 0
-        self.requests = 0
-        self.failures = 0
-        self.total = 0.0
-        self.low = math.inf
-        self.high = -math.inf
-        self.messages: Counter[str] = Counter()
-        self.first_start = math.inf
-        self.last_end = 0.0
-
-    def export(self, arm: Arm, endpoint: str, start: float) -> CollectedEndpointWindow:
-        return CollectedEndpointWindow(
-            arm=arm,
-            endpoint=endpoint,
-            start=start,
-            requests=self.requests,
-            failures=self.failures,
-            latency=sketches.from_counts(self.counts, zeros=self.zeros, total=self.total, low=self.low, high=self.high),
-            errors=_error_counts(self.messages),  # in the order seen: merging keeps the first ten
-            first_start=self.first_start,
-            last_end=self.last_end,
-        )
-
-
-def _error_counts(messages: dict[str, int]) -> list[ErrorCount]:
-    return [ErrorCount(message=message, count=count) for message, count in messages.items()]
-
-
-def _merge(have: CollectedEndpointWindow, part: CollectedEndpointWindow) -> CollectedEndpointWindow:
-    """One cell from two sources (exact sums); the failure messages stay capped."""
-    messages: Counter[str] = Counter({e.message: e.count for e in have.errors})
-    _add_messages(messages, {e.message: e.count for e in part.errors})
-    return have.model_copy(
-        update={
-            "requests": have.requests + part.requests,
-            "failures": have.failures + part.failures,
-            "latency": sketches.merge([have.latency, part.latency]),
-            "errors": _error_counts(messages),
-            "first_start": min(have.first_start, part.first_start),
-            "last_end": max(have.last_end, part.last_end),
-        }
-    )
-
-
-class _Merged:
-    """Windows merged from every source (this process, every worker): exact sums."""
-
-    def __init__(self) -> None:
-        self.cells: dict[tuple[str, str, float], CollectedEndpointWindow] = {}
-        self.cpu: list[CpuSample] = []
-
-    def add(self, windows: Iterable[CollectedEndpointWindow]) -> None:
-        for part in windows:
-            key = (part.arm, part.endpoint, part.start)
-            have = self.cells.get(key)
-            self.cells[key] = part if have is None else _merge(have, part)
-
-    def progress(self, *, now: float, started: float, run_time: float) -> Progress:
-        recent_from = now - PROGRESS_SPAN_S
-        total = failures = recent = 0
-        recent_sketches = []
-        for (_, _, start), cell in self.cells.items():
-            total += cell.requests
-            failures += cell.failures
-            if start >= recent_from:
-                recent += cell.requests
-                recent_sketches.append(cell.latency)
-        span = min(PROGRESS_SPAN_S, max(now - started, 1e-9))
-        return Progress(
-            elapsed=round(now - started, 1),
-            total=run_time,
-            requests=total,
-            failures=failures,
-            rps=round(recent / span, 1),
-            p95_ms=sketches.quantile(sketches.merge(recent_sketches), 0.95),
-        )
-
-    def windows(self) -> list[CollectedEndpointWindow]:
-        """Every cell, its failure messages most frequent first (the file's order)."""
-        return [
-            cell.model_copy(update={"errors": sorted(cell.errors, key=lambda e: (-e.count, e.message))})
-            for cell in self.cells.values()
-        ]
+CellKey = tuple[Arm, str, str, str | None, float]  # (arm, method, name, other host, window index)
 
 
 class Collector:
@@ -185,16 +87,20 @@ class Collector:
         self.environment = environment
         self.settings = settings
         self.window_s = settings.window_s
-        self.cells: dict[tuple[Arm, str, str, float], _Cell] = {}  # (arm, method, name, window index)
+        self.cells: dict[CellKey, Cell] = {}
         self.cpu: list[CpuSample] = []
-        self.merged = _Merged()
+        self.merged = Merged()
         self.process = psutil.Process()
         self.process.cpu_percent(None)
         self.peak_users = 0
         self.started_at: float | None = None
         self.workers: list[str] = []
-        self.stop_timeout = float(environment.parsed_options.stop_timeout) if environment.parsed_options else 0.0
-        self.finals_received = 0
+        self.finals: set[str] = set()
+        self.inflight = InFlight()
+        self.hosts = Hosts({})
+        self.exceptions = ExceptionTally()
+        self.closed = False
+        self.stopped_at: float | None = None
         self.written = False
         self.steps: list[StepMark] = []  # shape.py: when each stage began
         self.broke: BreakMark | None = None  # shape.py: where a breakpoint run broke
@@ -218,22 +124,39 @@ class Collector:
         exception: BaseException | None = None,
         start_time: float | None = None,
         context: dict[str, Any] | None = None,
+        url: str | None = None,
         **_: Any,
     ) -> None:
         """Record one request: the hot path (see docs/benchmarks.md; keep it lean)."""
+        if self.closed:  # the measured window ended; what was in flight is already counted as unfinished
+            return
         latency = response_time or 0.0
         began = start_time or time.time() - latency * 0.001
         arm = HEAD
-        if context:  # duet.py tags the base deployment's requests; open_model.py the intended start
+        if context:  # inflight.py: its token; duet.py: the arm; open_model.py: the intended start
+            token = context.get(INFLIGHT_KEY)
+            if token is not None:
+                self.inflight.forget(token)
             arm = context.get(ARM_KEY, HEAD)
             intended = context.get(INTENDED_KEY)
             if intended is not None and intended < began:
                 latency += (began - intended) * 1000.0  # measured from when it should have started
                 began = intended
-        key = (arm, request_type, name, began // self.window_s)
+        host = self.hosts.other(url, arm) if url else None
+        cell = self._cell((arm, request_type, name, host, began // self.window_s))
+        self._add(cell, latency, began)
+        if exception is not None:
+            cell.failures += 1
+            add_messages(cell.messages, {failure_message(exception): 1})
+
+    def _cell(self, key: CellKey) -> Cell:
         cell = self.cells.get(key)
         if cell is None:
-            cell = self.cells[key] = _Cell()
+            cell = self.cells[key] = Cell()
+        return cell
+
+    @staticmethod
+    def _add(cell: Cell, latency: float, began: float) -> None:
         if latency > _SMALLEST_KEYED:
             bucket = math.ceil(math.log(latency, 2) * _KEY_MULTIPLIER)  # noqa: FURB163 - = sketches.key_of, inlined
             counts = cell.counts
@@ -247,38 +170,84 @@ class Collector:
             cell.low = latency
         if latency > cell.high:  # noqa: PLR1730
             cell.high = latency
-        if exception is not None:
-            cell.failures += 1
-            _add_messages(cell.messages, {_failure_message(exception): 1})
         if began < cell.first_start:  # noqa: PLR1730
             cell.first_start = began
         end = began + latency * 0.001
         if end > cell.last_end:  # noqa: PLR1730
             cell.last_end = end
 
+    def on_user_error(self, user_instance: Any, exception: BaseException, tb: TracebackType | None, **_: Any) -> None:  # noqa: ARG002 - Locust's signature
+        """An unhandled exception in a user's task: counted by type, message and locustfile line."""
+        if self.closed:
+            return
+        frames = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(tb)]
+        self.exceptions.add(exception_key(exception, frames, _user_locustfiles(self.environment)))
+
+    def close(self, at: float | None = None) -> None:
+        """The measured window ends (``at``: the master's time, else now): cut off what is in flight.
+
+        Each request still in flight is recorded with its wait so far, in the window where the run ended.
+        From here on nothing is recorded and no new request is sent; Locust's own stop, whenever it
+        comes, stops the users at once.
+        """
+        if self.closed:
+            return
+        now = time.time()
+        self.stopped_at = at if at is not None else now
+        self.closed = True
+        self.environment.stop_timeout = 0  # Locust reads it when it stops the users
+        self._sample_users()
+        for pending in self.inflight.close():
+            self._cut_off(pending, now=now)
+
+    def _cut_off(self, pending: Pending, *, now: float) -> None:
+        context = pending.full_context()
+        arm = context.get(ARM_KEY, HEAD)
+        began = pending.started
+        latency = (now - began) * 1000.0
+        intended = context.get(INTENDED_KEY)
+        if intended is not None and intended < began:
+            latency += (began - intended) * 1000.0
+            began = intended
+        ended = max((self.stopped_at or now) - 1e-6, began)  # in the window where the run ended
+        host = self.hosts.other(pending.full_url(), arm)
+        cell = self._cell((arm, pending.request_type(), pending.report_name(), host, ended // self.window_s))
+        cell.in_flight.append(latency)
+        cell.first_start = min(cell.first_start, began)
+        cell.last_end = max(cell.last_end, now)
+
     def drain(self) -> list[CollectedEndpointWindow]:
         """Export and forget what this process recorded so far."""
         cells, self.cells = self.cells, {}
         return [
-            cell.export(arm, f"{method} {name}", index * self.window_s)
-            for (arm, method, name, index), cell in cells.items()
+            cell.export(arm, f"{method} {name}", index * self.window_s, host)
+            for (arm, method, name, host, index), cell in cells.items()
         ]
+
+    def _sample_users(self) -> None:
+        runner = self.environment.runner
+        if runner is not None:
+            self.peak_users = max(self.peak_users, runner.user_count)
 
     def sample_cpu(self, label: str) -> None:
         runner = self.environment.runner
-        if runner is not None and runner.user_count:
-            self.peak_users = max(self.peak_users, runner.user_count)
+        if runner is not None and runner.user_count and not self.closed:
+            self._sample_users()
             self.cpu.append(CpuSample(process=label, at=time.time(), percent=self.process.cpu_percent(None)))
+
+    def start(self) -> None:
+        """test_start, in every process: the targets are known (a worker learns ``--host`` only now)."""
+        self.hosts = Hosts({HEAD: self.environment.host, BASE: self.settings.baseline_target})
 
     # -- the master, or the only process -------------------------------------------------------
     def print_progress(self) -> None:
-        if self.started_at is None:
+        if self.started_at is None or self.closed:
             return
         self.merged.add(self.drain())
         progress = self.merged.progress(now=time.time(), started=self.started_at, run_time=self.settings.run_time)
         print(progress_line(progress), flush=True)
 
-    def start(self) -> None:
+    def start_clock(self) -> None:
         """test_start: the run clock begins (once; a master may see test_start again)."""
         if self.started_at is not None:
             return
@@ -290,30 +259,48 @@ class Collector:
         if self.settings.run_time > 0:
             gevent.spawn_later(self.settings.run_time, self.finish)
 
+    def end_window(self) -> None:
+        """Close the measured window here and, on a master, in every worker."""
+        if self.closed:
+            return
+        self.close()
+        runner = self.environment.runner
+        if isinstance(runner, MasterRunner):
+            order = CloseOrder(at=self.stopped_at or time.time()).model_dump()
+            for worker in self.workers:
+                runner.server.send_to_client(Message(CLOSE_TYPE, order, worker))
+
     def finish(self) -> None:
-        """Stop users gracefully, collect every worker's final windows, write, quit."""
+        """The run is over: close the window, stop the users at once, collect every worker's final report,
+        write, quit."""
+        self.end_window()
         runner = self.environment.runner
         assert runner is not None
-        if isinstance(runner, MasterRunner):
-            # MasterRunner.stop() tells the workers to stop, then polls their user counts in
-            # 1-s sleeps; the final windows tell us sooner that every worker is done.
-            gevent.spawn(runner.stop)
-        else:
-            runner.stop()  # waits for in-flight requests, up to --stop-timeout
-        deadline = time.monotonic() + self.stop_timeout + 30
-        while self.finals_received < len(self.workers) and time.monotonic() < deadline:
-            gevent.sleep(0.02)
+        if not isinstance(runner, MasterRunner):
+            runner.stop()  # kills the users (stop_timeout is 0 now); test_stop lets the open model count
+        self.await_finals()
         self.write()
         if isinstance(runner, MasterRunner):
-            # A stopped worker leaves the master's client list until it reports ready again
-            # (after --stop-timeout), so Locust's quit() would not reach it: tell each one.
+            # A stopped worker leaves the master's client list until it reports ready again, so
+            # Locust's quit() would not reach it: tell each one.
             for worker in self.workers:
                 runner.server.send_to_client(Message("quit", None, worker))
         runner.quit()
 
+    def await_finals(self) -> None:
+        deadline = time.monotonic() + FINALS_WAIT_S
+        while not self.finals.issuperset(self.workers) and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+
     def report(self, *, final: bool = False) -> WorkerReport:
-        """A worker's windows, CPU samples and open-model counters since its last report."""
-        report = WorkerReport(windows=self.drain(), cpu=self.cpu, open=dict(self.open_counts), final=final)
+        """A worker's windows, CPU samples, open-model counters and exceptions since its last report."""
+        report = WorkerReport(
+            windows=self.drain(),
+            cpu=self.cpu,
+            open=dict(self.open_counts),
+            exceptions=self.exceptions.drain(),
+            final=final,
+        )
         self.cpu = []
         self.open_counts = Counter()
         return report
@@ -322,16 +309,19 @@ class Collector:
         report = WorkerReport.model_validate(msg.data)
         self.merged.add(report.windows)
         self.merged.cpu.extend(report.cpu)
+        self.merged.exceptions.add_all(report.exceptions)
         self.open_counts.update(report.open)
         if report.final:
-            self.finals_received += 1
+            self.finals.add(msg.node_id)
 
     def write(self) -> None:
         out = self.settings.collect_out
         if self.written or out is None:
             return
+        self.close()  # Locust quitting by itself: the window ends here
         self.merged.add(self.drain())
         self.merged.cpu.extend(self.cpu)
+        self.merged.exceptions.add_all(self.exceptions.drain())
         runner = self.environment.runner
         warnings = []
         if getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False):
@@ -344,15 +334,34 @@ class Collector:
             cpu_warnings=warnings,
             peak_users=self.peak_users,
             started_at=self.started_at,
+            stopped_at=self.stopped_at,
             steps=self.steps,
             broke=self.broke,
             open_model=dict(self.open_counts) if self.open_counts else None,
+            exceptions=self.merged.exceptions.export(),
         )
         tmp = out.with_suffix(".tmp")
         tmp.write_text(collected.model_dump_json(), encoding="utf-8")
         tmp.replace(out)
         self.written = True
         print(Marker.WRITTEN, flush=True)
+
+
+def _user_locustfiles(environment: Environment) -> set[Path]:
+    """The user's locustfiles: the ``-f`` files and the files of the User classes, not ci-perf's plugins."""
+    found = getattr(environment, "_ci_perf_locustfiles", None)
+    if found is None:
+        raw = getattr(environment.parsed_options, "locustfile", None) or ""
+        names = raw.split(",") if isinstance(raw, str) else list(raw)
+        paths = {Path(name.strip()).resolve() for name in names if name.strip()}
+        for user_class in environment.user_classes:
+            try:
+                paths.add(Path(inspect.getfile(user_class)).resolve())
+            except (TypeError, OSError):
+                continue
+        found = {path for path in paths if path.parent != PLUGINS}
+        environment._ci_perf_locustfiles = found  # type: ignore[attr-defined] # noqa: SLF001 - worked out once
+    return found
 
 
 def _every(seconds: float, action: Any) -> None:
@@ -369,7 +378,11 @@ def _on_init(environment: Environment, **_: Any) -> None:
     global _collector  # noqa: PLW0603 - Locust plugins hook module-level events; one collector per process
     collector = _collector = Collector(environment, settings=PluginSettings.from_env(os.environ))
     setattr(environment, COLLECTOR_ATTRIBUTE, collector)  # protocol.recorder_of: for shape.py and open_model.py
+    install(collector.inflight)
     environment.events.request.add_listener(collector.on_request)
+    environment.events.user_error.add_listener(collector.on_user_error)
+    environment.events.spawning_complete.add_listener(lambda **_: collector._sample_users())  # noqa: SLF001
+    environment.events.test_start.add_listener(lambda **_: collector.start())
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         _as_worker(collector, runner)
@@ -378,14 +391,25 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 
 def _as_worker(collector: Collector, runner: WorkerRunner) -> None:
-    """A worker records and reports to the master every few seconds, and a last time at test_stop."""
+    """A worker records and reports to the master every few seconds, and a last time when the window closes."""
     label = f"worker-{os.getpid()}"
+    sent_final = False
 
     def send(final: bool = False) -> None:
+        nonlocal sent_final
+        if sent_final:
+            return
+        sent_final = final
         runner.send_message(MESSAGE_TYPE, collector.report(final=final).model_dump())
 
+    def on_close(msg: Any, **_: Any) -> None:
+        collector.close(at=CloseOrder.model_validate(msg.data).at)
+        runner.stop()  # kills the users at once; test_stop sends the final report
+
+    runner.register_message(CLOSE_TYPE, on_close)
     gevent.spawn(_every, WORKER_FLUSH_S, send)
     gevent.spawn(_every, CPU_SAMPLE_S, lambda: collector.sample_cpu(label))
+    collector.environment.events.test_stopping.add_listener(lambda **_: collector.close())
     collector.environment.events.test_stop.add_listener(lambda **_: send(final=True))
 
 
@@ -397,5 +421,13 @@ def _as_master(collector: Collector, runner: Runner | None) -> None:
     gevent.spawn(_every, CPU_SAMPLE_S, lambda: collector.sample_cpu(label))
     if collector.settings.progress:
         gevent.spawn(_every, PROGRESS_S, collector.print_progress)
-    collector.environment.events.test_start.add_listener(lambda **_: collector.start())
-    collector.environment.events.quitting.add_listener(lambda **_: collector.write())
+    events_ = collector.environment.events
+    events_.test_start.add_listener(lambda **_: collector.start_clock())
+    events_.test_stopping.add_listener(lambda **_: collector.end_window())  # a locustfile's shape ended the run
+
+    def on_quitting(**_: Any) -> None:
+        collector.end_window()
+        collector.await_finals()
+        collector.write()
+
+    events_.quitting.add_listener(on_quitting)
