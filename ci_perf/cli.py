@@ -117,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CiPerfError as exc:
         print(f"ci-perf: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("\nci-perf: interrupted; Locust was stopped", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # the runner and the readiness wait say what was going on
+        print(f"\nci-perf: interrupted{f'; {exc}' if str(exc) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -148,14 +148,28 @@ def _schema(_: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ci_perf.loadtest.runner import check_header_variables, check_locustfile
+    """The config, Locust's own settings, and the locustfile as Locust loads it (its users, its shape)."""
+    from ci_perf.loadtest.runner import check_header_variables, check_run
 
     config = load_config(args.file)
     check_header_variables(config, os.environ, source=args.file)  # as `run` will see them
-    if config.locustfile:
-        check_locustfile(Path(config.locustfile))  # a syntax error now, with its line, not after the readiness wait
-    source = config.locustfile or f"{len(config.endpoints or [])} endpoints"
+    checked = check_run(config, extra_args=(), environ=os.environ, probe=True)
+    report, shape = checked.report, checked.user_shape
+    source = f"{len(config.endpoints or [])} endpoints"
+    if config.locustfile and report is not None:
+        if not report.users:
+            raise InputError(
+                f"locustfile {config.locustfile} defines no User class (a class deriving from HttpUser, "
+                "FastHttpUser or User) and no pytest-style test_ function; add one"
+            )
+        kind = "pytest-style users" if report.pytest_style else "users"
+        source = f"{config.locustfile}: {kind} {', '.join(report.users)}"
     load = config.load
+    if shape is not None:
+        length = "to its end" if shape.length_s is None else f"for {shape.length_s:g} s"
+        peak = f"up to {shape.peak_users} users " if shape.peak_users is not None else ""
+        print(f"{args.file}: valid ({source}; its LoadTestShape {shape.name} runs whole: {peak}{length})")
+        return EXIT_PASS
     if load.stages:
         amount = f"{len(load.stages)} stages"
     else:
@@ -197,9 +211,11 @@ def _with_baseline_target(config: Config, url: str | None) -> Config:
 
 def _worker(args: argparse.Namespace) -> int:
     """Become a Locust worker with the run's files and settings (the master's window grid included)."""
+    from ci_perf.loadtest.locust_config import check_locust_settings
     from ci_perf.loadtest.runner import child_environment, worker_command
 
     config = _with_baseline_target(load_config(args.config), args.baseline_target)
+    check_locust_settings((), environ=os.environ, cwd=Path.cwd())  # the worker's Locust reads them too
     host, _, port = args.master.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--master: {args.master!r} is not HOST:PORT, e.g. ci-perf-master:5557")

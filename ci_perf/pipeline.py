@@ -24,7 +24,7 @@ from ci_perf.config import Comparison, Config, Gate, check_http_url
 from ci_perf.errors import InputError
 from ci_perf.gitinfo import detect_git
 from ci_perf.loadtest.readiness import wait_until_ready
-from ci_perf.loadtest.runner import check_extra_args, check_header_variables, check_locustfile, run_locust
+from ci_perf.loadtest.runner import check_header_variables, check_run, run_locust
 from ci_perf.report import render
 from ci_perf.results import History, RunResult, load_result, save_result
 from ci_perf.store import BaselineStore
@@ -146,10 +146,8 @@ def measure(
     url = _target_flag(target) if target else config.target
     if not url:
         raise InputError("no target: set target: in the config or pass --target http://host:port")
-    check_extra_args(extra_args)
+    checked = check_run(config, extra_args=extra_args, environ=environ)  # Locust's settings, the locustfile
     check_header_variables(config, environ)  # before the readiness wait: exit 2 naming the variable
-    if config.locustfile:
-        check_locustfile(Path(config.locustfile))
     baseline_target = config.gate.comparison.baseline_target
     wait_until_ready(url, config.readiness)
     if baseline_target:
@@ -159,7 +157,13 @@ def measure(
         echo.flush()
     try:
         load_run = run_locust(
-            config, target=url, out_dir=out_dir, extra_args=extra_args, on_progress=progress, environ=environ
+            config,
+            target=url,
+            out_dir=out_dir,
+            extra_args=extra_args,
+            on_progress=progress,
+            environ=environ,
+            user_shape=checked.user_shape,
         )
     finally:
         if progress is not None:
@@ -171,7 +175,7 @@ def measure(
         )
     result = summarize_run(
         load_run.collected,
-        load=config.load,
+        load=load_run.load,  # a locustfile's own shape sets the duration
         target=url,
         tool_version=__version__,
         git_sha=sha,

@@ -14,9 +14,15 @@ def wait_until_ready(target: str, readiness: Readiness, *, transport: httpx.Base
     """Poll ``target + readiness.path`` until it answers below 500; return the seconds waited.
 
     Any status below 500 counts (an API's ``/`` often answers 404); 5xx and
-    connection errors mean "not yet".
+    connection errors mean "not yet". Ctrl-C here says that no load was sent.
     """
-    url = target + readiness.path
+    try:
+        return _poll(target + readiness.path, readiness, transport=transport)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"no load was sent: the target was not ready yet ({target})") from None
+
+
+def _poll(url: str, readiness: Readiness, *, transport: httpx.BaseTransport | None) -> float:
     began = time.monotonic()
     deadline = began + readiness.timeout
     last = "no answer"

@@ -8,7 +8,6 @@ orphan ever joins a later run. Master sockets get free loopback ports.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import math
 import os
@@ -26,13 +25,17 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from ci_perf.config import Config, format_duration, unset_header_variables
+from ci_perf.config import Config, LoadSettings, format_duration, unset_header_variables
 from ci_perf.errors import ConfigError, EnvironmentFailure, InputError
+from ci_perf.loadtest.inspection import SAMPLE_CAP_S, LocustfileReport, parse_bad_input
+from ci_perf.loadtest.locust_config import check_locust_settings
+from ci_perf.loadtest.locustfiles import UserShape, check_locustfile, might_have_a_shape, probe_locustfile, user_shape
 from ci_perf.loadtest.protocol import Marker, PluginEndpoint, PluginSettings, marker_in, parse_progress
 from ci_perf.results import CollectedRun
 
 PLUGINS = Path(__file__).with_name("plugins")
 COLLECTOR = PLUGINS / "collector.py"
+GUARD = PLUGINS / "guard.py"
 ZERO_CODE = PLUGINS / "zero_code.py"
 DUET = PLUGINS / "duet.py"
 SHAPE = PLUGINS / "shape.py"
@@ -42,24 +45,10 @@ STARTUP_GRACE_S = 60.0
 KILL_GRACE_S = 5.0
 SECRET_VARIABLES = ("GITHUB_TOKEN", "INPUT_GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN")
 
-# flags that ci-perf.yml owns; passing them after `--` would make the config lie
-_OWNED_FLAGS = {
-    "-t": "load.duration",
-    "--run-time": "load.duration",
-    "-u": "load.users",
-    "--users": "load.users",
-    "-r": "load.spawn_rate",
-    "--spawn-rate": "load.spawn_rate",
-    "--processes": "load.processes",
-    "-f": "locustfile",
-    "--locustfile": "locustfile",
-    "-H": "target (or --target)",
-    "--host": "target (or --target)",
-}
-
 
 @dataclass(frozen=True)
 class LoadRun:
+    load: LoadSettings  # as it ran: a locustfile's own shape sets the duration and users (``shaped_load``)
     collected: CollectedRun
     collected_path: Path
     log_path: Path
@@ -75,25 +64,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def check_extra_args(extra_args: Sequence[str]) -> None:
-    for arg in extra_args:
-        flag = arg.split("=", 1)[0]
-        if flag in _OWNED_FLAGS:
-            raise InputError(
-                f"extra Locust argument {flag} is set by ci-perf; set {_OWNED_FLAGS[flag]} in the config instead"
-            )
+@dataclass(frozen=True)
+class Checked:
+    """What the checks before the run found in the locustfile (``None``: not probed)."""
+
+    report: LocustfileReport | None = None
+    user_shape: UserShape | None = None
 
 
-def check_locustfile(path: Path) -> None:
-    """Catch a syntax error here, with its line, instead of deep inside Locust's output."""
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"locustfile {path}: cannot read it ({exc.strerror or exc})") from exc
-    try:
-        ast.parse(source, filename=str(path))
-    except SyntaxError as exc:
-        raise InputError(f"locustfile {path}:{exc.lineno}: syntax error: {exc.msg}; fix that line") from exc
+def check_run(config: Config, *, extra_args: Sequence[str], environ: Mapping[str, str], probe: bool = False) -> Checked:
+    """Everything about the run's input that can be refused before the target is even polled (exit 2).
+
+    Locust's own settings (flags after ``--``, ``LOCUST_*`` variables, its config files), the
+    locustfile's syntax and, when it may define one (or ``probe``), its ``LoadTestShape``: honoured
+    whole with ``profile: load``, refused with any other.
+    """
+    environ = environ or os.environ  # as the child gets it (run_locust)
+    check_locust_settings(extra_args, environ=environ, cwd=Path.cwd())
+    if not config.locustfile:
+        return Checked()
+    path = Path(config.locustfile)
+    source = check_locustfile(path)
+    if not (probe or might_have_a_shape(source)):
+        return Checked()
+    report = probe_locustfile(path, env=public_environment(environ))
+    return Checked(report=report, user_shape=user_shape(config.load, report))
+
+
+def shaped_load(load: LoadSettings, shape: UserShape | None) -> LoadSettings:
+    """The load as it runs: a locustfile's shape sets the duration (its length) and the users (its peak)."""
+    if shape is None:
+        return load
+    update: dict[str, object] = {} if shape.length_s is None else {"duration": shape.length_s}
+    if shape.peak_users is not None:
+        update["users"] = shape.peak_users
+    return load.model_copy(update=update)
 
 
 def check_header_variables(config: Config, environ: Mapping[str, str], *, source: Path | None = None) -> None:
@@ -104,13 +109,15 @@ def check_header_variables(config: Config, environ: Mapping[str, str], *, source
 
 
 def locust_files(config: Config) -> list[str]:
-    """What ``-f`` loads: our collector, the plugins the config needs, the users (theirs or ours)."""
+    """What ``-f`` loads: our collector, the plugins the config needs, the users (theirs, watched, or ours)."""
     load = config.load
     files = [COLLECTOR]
     if config.gate.comparison.baseline_target:
         files.append(DUET)
     if load.stage_plan() is not None and not load.open_model:
         files.append(SHAPE)
+    if config.locustfile:
+        files.append(GUARD)  # pytest-style files, users that cannot start, a shape of its own
     users = OPEN_MODEL if load.open_model else ZERO_CODE
     return [*map(str, files), config.locustfile or str(users)]
 
@@ -154,14 +161,17 @@ def worker_command(config: Config, *, master: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def plugin_settings(config: Config, *, collect_out: Path, progress: bool) -> PluginSettings:
-    """What the plugins inside Locust are told (``protocol.PluginSettings``)."""
+def plugin_settings(config: Config, *, collect_out: Path, progress: bool, follow_shape: bool = False) -> PluginSettings:
+    """What the plugins inside Locust are told (``protocol.PluginSettings``).
+
+    ``follow_shape``: the locustfile's own shape ends the run, so the collector runs no clock (``run_time`` 0).
+    """
     load = config.load
     plan = load.stage_plan()
     return PluginSettings(
         collect_out=collect_out,
         window_s=load.window_seconds(),
-        run_time=load.duration,
+        run_time=0.0 if follow_shape else load.duration,
         progress=progress,
         think_time=load.think_time,
         endpoints=[PluginEndpoint.model_validate(e.model_dump()) for e in config.endpoints or []],
@@ -174,15 +184,24 @@ def plugin_settings(config: Config, *, collect_out: Path, progress: bool) -> Plu
     )
 
 
-def child_environment(config: Config, *, collect_out: Path, progress: bool, base: Mapping[str, str]) -> dict[str, str]:
+def public_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """What the locustfile's processes may see of ours: everything but a token (it is the pull request's code)."""
+    env = {k: v for k, v in base.items() if k not in SECRET_VARIABLES}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def child_environment(
+    config: Config, *, collect_out: Path, progress: bool, base: Mapping[str, str], follow_shape: bool = False
+) -> dict[str, str]:
     """The child's environment: ours plus the plugins' settings, minus any token.
 
     The locustfile is the pull request's code; it never sees the GitHub token.
     """
     check_header_variables(config, base)
-    env = {k: v for k, v in base.items() if k not in SECRET_VARIABLES}
-    env.update(plugin_settings(config, collect_out=collect_out, progress=progress).to_env())
-    env["PYTHONUNBUFFERED"] = "1"
+    env = public_environment(base)
+    settings = plugin_settings(config, collect_out=collect_out, progress=progress, follow_shape=follow_shape)
+    env.update(settings.to_env())
     return env
 
 
@@ -194,35 +213,55 @@ def run_locust(
     extra_args: Sequence[str] = (),
     on_progress: ProgressSink | None = None,
     environ: Mapping[str, str] | None = None,
+    user_shape: UserShape | None = None,
 ) -> LoadRun:
     """Run one load test and return the collector's merged windows.
 
-    The caller checks ``extra_args`` and the locustfile first (``check_extra_args``,
-    ``check_locustfile``). Raises ``InputError`` when Locust refuses the locustfile or flags before the
-    test starts, ``EnvironmentFailure`` when it dies or overruns afterwards.
+    The caller checks the input first (``check_run``, which also finds ``user_shape``: the
+    locustfile's own shape, followed to its end). Raises ``InputError`` when Locust refuses the
+    locustfile or flags before the test starts, or the locustfile cannot run (a user class that raises
+    in ``__init__``/``on_start``: at once); ``EnvironmentFailure`` when Locust dies or overruns.
     """
+    config = config.model_copy(update={"load": shaped_load(config.load, user_shape)})
     out_dir.mkdir(parents=True, exist_ok=True)
     collect_out = out_dir / "collected.json"
     collect_out.unlink(missing_ok=True)
     log_path = out_dir / "locust.log"
     command = locust_command(config, target=target, extra_args=extra_args)
     env = child_environment(
-        config, collect_out=collect_out, progress=on_progress is not None, base=environ or os.environ
+        config,
+        collect_out=collect_out,
+        progress=on_progress is not None,
+        base=environ or os.environ,
+        follow_shape=user_shape is not None,
     )
-    waiting_s = config.load.worker_timeout if config.load.workers else 0.0
-    deadline_s = config.load.duration + config.load.stop_timeout + STARTUP_GRACE_S + 60 + waiting_s
+    deadline_s = _deadline_s(config.load, user_shape)
     began = time.monotonic()
     with log_path.open("w", encoding="utf-8", buffering=1) as log:  # line-buffered: tail -f works
-        started, returncode, timed_out = _supervise(
-            command, env=env, log=log, deadline_s=deadline_s, on_progress=on_progress
-        )
+        try:
+            output, returncode, timed_out = _supervise(
+                command, env=env, log=log, deadline_s=deadline_s, on_progress=on_progress
+            )
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt("Locust was stopped") from None  # the group is gone (cli says so)
     wall_s = time.monotonic() - began
-    if not started:
+    if output.bad_input is not None:
+        raise InputError(output.bad_input)
+    if not output.started:
         raise _not_started(config, log_path=log_path)
     if timed_out:
         raise EnvironmentFailure(f"Locust ran past {deadline_s:.0f}s and was stopped; see {log_path}")
     collected = _read_collected(collect_out, returncode=returncode, log_path=log_path)
-    return LoadRun(collected=collected, collected_path=collect_out, log_path=log_path, wall_s=wall_s)
+    return LoadRun(load=config.load, collected=collected, collected_path=collect_out, log_path=log_path, wall_s=wall_s)
+
+
+def _deadline_s(load: LoadSettings, shape: UserShape | None) -> float:
+    """How long Locust may take in all: the run (a user shape's, with room for its ramps), start-up, the stop."""
+    length = load.duration
+    if shape is not None:  # Locust waits for each ramp before asking the shape again: it may run long
+        length = SAMPLE_CAP_S if shape.length_s is None else 2 * shape.length_s
+    waiting_s = load.worker_timeout if load.workers else 0.0
+    return length + load.stop_timeout + STARTUP_GRACE_S + 60 + waiting_s
 
 
 def _not_started(config: Config, *, log_path: Path) -> InputError | EnvironmentFailure:
@@ -255,8 +294,15 @@ class _Output:
     on_progress: ProgressSink | None
     started: bool = False
     end_by: float | None = None  # once the collector's file is written: when to stop waiting for Locust
+    bad_input: str | None = None  # guard.py: the locustfile cannot run (the run ends at once)
 
     def take(self, line: str) -> None:
+        bad_input = parse_bad_input(line)
+        if bad_input is not None:
+            self.log.write(f"ci-perf: {bad_input}\n")
+            if self.bad_input is None:
+                self.bad_input, self.end_by = bad_input, time.monotonic()
+            return
         progress = parse_progress(line)
         if progress is not None:
             if self.on_progress is not None:
@@ -278,8 +324,8 @@ def _supervise(
     log: TextIO,
     deadline_s: float,
     on_progress: ProgressSink | None,
-) -> tuple[bool, int | None, bool]:
-    """Run the child in its own group; return (test started, exit code, timed out)."""
+) -> tuple[_Output, int | None, bool]:
+    """Run the child in its own group; return (what it said, exit code, timed out)."""
     child = subprocess.Popen(  # noqa: S603 - the command is built from our own validated settings
         command,
         stdout=subprocess.PIPE,
@@ -305,7 +351,7 @@ def _supervise(
         reader.join(timeout=KILL_GRACE_S)  # the group is gone: the pipe is at its end
         if child.stdout is not None:
             child.stdout.close()
-    return output.started, returncode, timed_out
+    return output, returncode, timed_out
 
 
 def _follow(child: subprocess.Popen[str], lines: queue.Queue[str | None], *, output: _Output, deadline: float) -> bool:
@@ -366,9 +412,11 @@ def _last_error(log_path: Path) -> str:
     lines = [
         line.strip() for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()
     ]
-    # without User classes Locust says so, or (where pytest is installed) tries pytest-style files and fails
-    if any("No User class found" in line or "load_locustfile_pytest" in line for line in lines):
-        return "the locustfile defines no User class; add one deriving from HttpUser or FastHttpUser"
+    if any("No User class found" in line for line in lines):
+        return (
+            "the locustfile defines no User class; add one deriving from HttpUser or FastHttpUser "
+            "(or pytest-style test_ functions)"
+        )
     for line in reversed(lines):
         if line.startswith(("error:", "locust: error:")) or "Error" in line.split(":", 1)[0]:
             return line
