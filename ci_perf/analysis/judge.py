@@ -23,12 +23,14 @@ from ci_perf.results import (
     AGGREGATE,
     MEASURES,
     Capacity,
+    EndpointResult,
     ErrorCount,
     History,
     OpenModelResult,
     RunMeta,
     RunResult,
     Stats,
+    TaskException,
 )
 
 
@@ -62,6 +64,8 @@ class Report(Frozen):
     capacity: Capacity | None = None  # breakpoint runs
     open_model: OpenModelResult | None = None  # arrival-rate runs
     gate_changes: list[str] = []  # budget/comparison settings a pull request changes (shown, not applied)
+    exceptions: list[TaskException] = []  # the users' unhandled task exceptions (named in the headline)
+    other_hosts: list[EndpointResult] = []  # requests to other hosts (no windows): shown, never gated
 
     @property
     def verdict(self) -> Literal["pass", "fail", "inconclusive"]:
@@ -317,4 +321,27 @@ def judge(gate: Gate, result: RunResult, *, history: History, gate_changes: Sequ
         capacity=result.capacity,
         open_model=result.open_model,
     )
-    return Judgement(report=report)
+    return Judgement(report=_with_side_findings(report, result))
+
+
+def _with_side_findings(report: Report, result: RunResult) -> Report:
+    """What the run showed beside its endpoints: task exceptions (the headline names them) and other hosts."""
+    if not result.exceptions and not result.other_hosts:
+        return report
+    return report.model_copy(
+        update={
+            "headline": report.headline + exceptions_phrase(result.exceptions),
+            "exceptions": result.exceptions,
+            "other_hosts": [e.model_copy(update={"windows": []}) for e in result.other_hosts],
+        }
+    )
+
+
+def exceptions_phrase(exceptions: Sequence[TaskException]) -> str:
+    """``; 12 task exceptions (ValueError at locustfile.py:20 and 2 other kinds)``; empty without any."""
+    if not exceptions:
+        return ""
+    top = exceptions[0]
+    named = f"{top.type} at {top.where}" if top.where else top.type
+    others = f" and {plural(len(exceptions) - 1, 'other kind')}" if len(exceptions) > 1 else ""
+    return f"; {plural(sum(e.count for e in exceptions), 'task exception')} ({named}{others})"

@@ -13,6 +13,7 @@ from ci_perf.config import Config
 from ci_perf.loadtest.protocol import (
     ENV_VARIABLES,
     PROGRESS,
+    CloseOrder,
     Marker,
     PluginEndpoint,
     PluginSettings,
@@ -25,7 +26,7 @@ from ci_perf.loadtest.protocol import (
 )
 from ci_perf.loadtest.runner import plugin_settings
 from ci_perf.profiles import Stage
-from ci_perf.results import CollectedEndpointWindow, CpuSample, ErrorCount
+from ci_perf.results import CollectedEndpointWindow, CpuSample, ErrorCount, TaskException
 
 EVERYTHING = PluginSettings(
     collect_out=Path("/tmp/out/collected.json"),
@@ -146,11 +147,19 @@ def test_a_worker_report_survives_the_trip_to_the_master() -> None:
         errors=[ErrorCount(message="HTTPError: 500", count=1)],
         first_start=100.1,
         last_end=100.9,
+        host="other.test:8080",
+        in_flight_ms=[1_200.5],
     )
     report = WorkerReport(
-        windows=[window], cpu=[CpuSample(process="worker-1", at=100.0, percent=12.5)], open={"late": 2.0}, final=True
+        windows=[window],
+        cpu=[CpuSample(process="worker-1", at=100.0, percent=12.5)],
+        open={"late": 2.0},
+        exceptions=[TaskException(type="KeyError", message="'id'", count=4, where="locustfile.py:9")],
+        final=True,
     )
     assert WorkerReport.model_validate(report.model_dump()) == report
+    order = CloseOrder(at=101.25)
+    assert CloseOrder.model_validate(order.model_dump()) == order
 
 
 def test_the_contract_is_light_enough_for_every_locust_process() -> None:

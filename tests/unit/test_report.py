@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ci_perf import sketches
 from ci_perf.analysis.judge import judge
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget
@@ -18,7 +19,7 @@ from ci_perf.report import (
     render_terminal,
     sparkline,
 )
-from ci_perf.results import ErrorCount, History, RunResult
+from ci_perf.results import ErrorCount, History, RunResult, TaskException
 from tests.conftest import collected_run
 from tests.support.runs import noisy_history, two_endpoint_run
 from tests.unit.test_duet import duet_run
@@ -282,3 +283,37 @@ def test_default_limit_failures_and_other_row_match_the_golden_report() -> None:
 def test_an_ungated_run_matches_the_golden_report() -> None:
     report = judge(NOTHING, _service_run({}, ok=("GET /a",)), history=History()).report
     _check_golden("report_ungated.md", render_markdown(report))
+
+
+def _side_findings_run() -> RunResult:
+    """A run with a hung endpoint, task exceptions and requests to a CDN next to the target."""
+    base = collected_run(endpoints={"GET /api/products": [10.0, 11.0, 12.0] * 20}, start=1_000.0)
+    hung = base.windows[-1].model_copy(
+        update={
+            "endpoint": "GET /api/export",
+            "requests": 0,
+            "latency": sketches.EMPTY,
+            "in_flight_ms": [9_500.0, 7_200.0],
+        }
+    )
+    cdn = [
+        w.model_copy(update={"endpoint": "GET /lib.js", "host": "cdn.example.test", "requests": 2})
+        for w in base.windows
+    ]
+    exceptions = [
+        TaskException(type="KeyError", message="'total'", count=12, where="locustfile.py:31"),
+        TaskException(type="ZeroDivisionError", message="division by zero", count=1, where=None),
+    ]
+    collected = base.model_copy(
+        update={"windows": [*base.windows, hung, *cdn], "exceptions": exceptions, "peak_users": 10}
+    )
+    return summarize_run(collected, load=LOAD, target="http://127.0.0.1:8000", tool_version="t", git_sha="d" * 40)
+
+
+def test_unfinished_requests_exceptions_and_other_hosts_match_the_golden_report() -> None:
+    report = judge(CONFIG.gate, _side_findings_run(), history=History()).report
+    assert report.status == "fail"  # the hung endpoint's unfinished requests are failures
+    assert "13 task exceptions (KeyError at locustfile.py:31 and 1 other kind)" in report.headline
+    assert all(c.endpoint != "GET /lib.js" for c in report.budget.checks)
+    _check_golden("report_side_findings.md", render_markdown(report))
+    _check_golden("report_side_findings.txt", render_terminal(report))
