@@ -35,15 +35,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ci_perf.config import Comparison, parse_config, with_comparison
 from ci_perf.demo.run import demo_service, set_knobs
+from ci_perf.loadtest import runner
 from ci_perf.pipeline import run_pipeline
 from ci_perf.results import RunResult
 from ci_perf.simulate import DUET_SLOWED, Outcome, duet_run, head_only, history_for, verdict_of
 
 SLOWED = DUET_SLOWED
+OTHER = "duet (other)"
 BASE_MS = 25.0
 SETTINGS = Comparison()
 CONFIG = """\
@@ -123,64 +126,106 @@ def cpu_hog(active: bool) -> Iterator[None]:
         hog.wait()
 
 
-def duet_once(base: str, head: str, config_text: str, folder: Path, *, effect: float, hog: bool) -> RunResult:
+@contextmanager
+def duet_plugin(path: Path | None) -> Iterator[None]:
+    """Locust loads ``path`` instead of this tree's duet plugin for the runs inside (two versions compared)."""
+    if path is None:
+        yield
+        return
+    saved, runner.DUET = runner.DUET, path
+    try:
+        yield
+    finally:
+        runner.DUET = saved
+
+
+def duet_once(
+    base: str, head: str, config_text: str, folder: Path, *, effect: float, hog: bool, plugin: Path | None = None
+) -> RunResult:
     set_knobs(head, {SLOWED: {"latency_ms": BASE_MS * (1 + effect)}})
     config = parse_config(config_text, source=folder / "ci-perf.yml")
     config = with_comparison(config.model_copy(update={"target": head}), baseline_target=base)
-    with cpu_hog(hog):
+    with cpu_hog(hog), duet_plugin(plugin):
         outcome = run_pipeline(
             config, out_dir=folder / "out", environ=dict(os.environ), cwd=folder, echo=None, branch="bench"
         )
     return outcome.result
 
 
-def live(
-    runs: int, seconds: int, reference_seconds: int, seed: int, effects: list[float], *, validating: bool
-) -> tuple[dict, dict[float, float]]:  # type: ignore[type-arg]
-    began = time.perf_counter()
-    outcomes: dict[tuple[str, float, str], list[Outcome]] = {}
-    config = VALIDATING_CONFIG if validating else CONFIG
+@dataclass(frozen=True)
+class Live:
+    """The live part's settings (the command line's)."""
+
+    runs: int
+    seconds: int
+    reference_seconds: int
+    seed: int
+    effects: list[float]
+    validating: bool
+    other_duet: Path | None  # every condition also run with this duet plugin, back to back in random order
+
+
+Done = dict[tuple[str, float, bool], list[RunResult]]  # (mode, effect, hog) → runs
+
+
+def live(setup: Live) -> tuple[dict, dict[float, float]]:  # type: ignore[type-arg]
+    config = VALIDATING_CONFIG if setup.validating else CONFIG
     with demo_service() as base, demo_service() as head, tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
         (folder / "locustfile.py").write_text(VALIDATING_LOCUSTFILE)
-        reference_text = config.format(seconds=reference_seconds)
         truth = {0.0: 0.0}
-        for effect in [e for e in effects if e]:
-            reference = duet_once(base, head, reference_text, folder, effect=effect, hog=False)
-            assert reference.base is not None
-            ratio = _p95(reference, SLOWED) / _p95_arm(reference, SLOWED)
-            truth[effect] = ratio - 1
+        for effect in [e for e in setup.effects if e]:
+            text = config.format(seconds=setup.reference_seconds)
+            reference = duet_once(base, head, text, folder, effect=effect, hog=False)
+            truth[effect] = _p95(reference, SLOWED) / _p95_arm(reference, SLOWED) - 1
         print(
             "true p95 effect (long duet runs): "
             + ", ".join(f"+{100 * e:.0f} % knob → {100 * t:+.1f} %" for e, t in truth.items()),
             flush=True,
         )
-        conditions = [(e, i % 2 == 1) for e in effects for i in range(runs)]
-        random.Random(seed).shuffle(conditions)
-        done: dict[tuple[float, bool], list[RunResult]] = {}
-        config_text = config.format(seconds=seconds)
-        for number, (effect, hog) in enumerate(conditions, start=1):
-            done.setdefault((effect, hog), []).append(
-                duet_once(base, head, config_text, folder, effect=effect, hog=hog)
-            )
-            print(
-                f"run {number}/{len(conditions)} (+{100 * effect:.0f} %, {'hog' if hog else 'quiet'}) "
-                f"{time.perf_counter() - began:.0f} s",
-                flush=True,
-            )
-    by_noise: dict[bool, list[tuple[float, RunResult]]] = {}
-    for (effect, hog), results in done.items():
-        by_noise.setdefault(hog, []).extend((effect, r) for r in results)
-    for hog, pairs in by_noise.items():
+        done = _live_runs(setup, base, head, folder, config.format(seconds=setup.seconds))
+    return _judge(done, truth), truth
+
+
+def _live_runs(setup: Live, base: str, head: str, folder: Path, config_text: str) -> Done:
+    began = time.perf_counter()
+    rng = random.Random(setup.seed)
+    conditions = [(e, i % 2 == 1) for e in setup.effects for i in range(setup.runs)]
+    rng.shuffle(conditions)
+    plugins: list[tuple[str, Path | None]] = [("duet", None)]
+    if setup.other_duet is not None:
+        plugins.append((OTHER, setup.other_duet))
+    done: Done = {}
+    for number, (effect, hog) in enumerate(conditions, start=1):
+        for mode, plugin in rng.sample(plugins, len(plugins)):
+            run = duet_once(base, head, config_text, folder, effect=effect, hog=hog, plugin=plugin)
+            done.setdefault((mode, effect, hog), []).append(run)
+        print(
+            f"run {number}/{len(conditions)} (+{100 * effect:.0f} %, {'hog' if hog else 'quiet'}) "
+            f"{time.perf_counter() - began:.0f} s",
+            flush=True,
+        )
+    return done
+
+
+def _judge(done: Done, truth: dict[float, float]) -> dict[tuple[str, float, str], list[Outcome]]:
+    """Each duet run on its own; history mode: this tree's runs against the 10 nearest others."""
+    outcomes: dict[tuple[str, float, str], list[Outcome]] = {}
+    by_noise: dict[tuple[str, bool], list[tuple[float, RunResult]]] = {}
+    for (mode, effect, hog), results in done.items():
+        by_noise.setdefault((mode, hog), []).extend((effect, r) for r in results)
+    for (mode, hog), pairs in by_noise.items():
         pairs.sort(key=lambda pair: pair[1].meta.started_at)
         noise = "hog" if hog else "quiet"
         ordered = [r for _, r in pairs]
         for index, (effect, run) in enumerate(pairs):
-            outcomes.setdefault(("duet", effect, noise), []).append(_verdict(run, [], truth[effect]))
-            outcomes.setdefault(("history", effect, noise), []).append(
-                _verdict(head_only(run), history_for(ordered, index), truth[effect])
-            )
-    return outcomes, truth
+            outcomes.setdefault((mode, effect, noise), []).append(_verdict(run, [], truth[effect]))
+            if mode == "duet":
+                history = history_for(ordered, index)
+                outcomes.setdefault(("history", effect, noise), []).append(
+                    _verdict(head_only(run), history, truth[effect])
+                )
+    return outcomes
 
 
 def _p95(run: RunResult, name: str) -> float:
@@ -206,10 +251,10 @@ def share(flags: list[bool]) -> str:
 def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[float, float]) -> str:
     out = io.StringIO()
     out.write(
-        "mode     knob   true    noise  runs  false alarms/report  p95 power     95% CI coverage  sd log p95 ratio"
+        "mode         knob   true    noise  runs  false alarms/report  p95 power     95% CI coverage  sd log p95 ratio"
         "  median MDE\n"
     )
-    for mode in ("duet", "history"):
+    for mode in ("duet", OTHER, "history"):
         for effect in (0.0, 0.05, 0.10):
             for noise in ("quiet", "hog"):
                 rows = outcomes.get((mode, effect, noise), [])
@@ -222,7 +267,7 @@ def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[flo
                 mde = f"{statistics.median(mdes):.1f} %" if mdes else "–"
                 true = 100 * truth.get(effect, effect)
                 out.write(
-                    f"{mode:8} +{100 * effect:2.0f} %  {true:+5.1f} %  {noise:5}  {len(rows):4d}  "
+                    f"{mode:12} +{100 * effect:2.0f} %  {true:+5.1f} %  {noise:5}  {len(rows):4d}  "
                     f"{share([r.alarm for r in rows]):>19}  {power:>12}  {share([r.covered for r in rows]):>18}  "
                     f"{100 * spread:6.2f} %  {mde:>10}\n"
                 )
@@ -240,6 +285,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--effects", default="0,5,10", help="live knob settings, percent, comma-separated")
     parser.add_argument("--validating", action="store_true", help="live: a locustfile that validates content")
+    parser.add_argument(
+        "--other-duet",
+        type=Path,
+        help="live: run every condition also with this duet plugin (another version of loadtest/plugins/duet.py), "
+        f"back to back in random order; its rows say {OTHER!r}",
+    )
     args = parser.parse_args()
     both = not (args.simulated or args.live)
     if args.simulated or both:
@@ -249,9 +300,10 @@ def main() -> None:
     if args.live or both:
         began = time.perf_counter()
         effects = [float(e) / 100 for e in args.effects.split(",")]
-        outcomes, truth = live(
-            args.runs, args.seconds, args.reference_seconds, args.seed, effects, validating=args.validating
+        setup = Live(
+            args.runs, args.seconds, args.reference_seconds, args.seed, effects, args.validating, args.other_duet
         )
+        outcomes, truth = live(setup)
         users = "a validating locustfile" if args.validating else "endpoints:"
         print(f"live ({args.seconds}-s runs, 10 users, {users}, two demo services on loopback):")
         print(table(outcomes, truth), f"({time.perf_counter() - began:.0f} s)")
