@@ -22,6 +22,7 @@ from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 
+from ci_perf.loadtest.plugins.recording import frame_in
 from ci_perf.models import Frozen
 
 PROBE = "CI_PERF_PROBE "  # a stdout line of the probe: this prefix, then a LocustfileReport as JSON
@@ -48,21 +49,15 @@ class LocustfileReport(Frozen):
 
 
 def where_in(tb: TracebackType | None, files: Collection[Path]) -> str | None:
-    """The innermost frame in one of ``files`` (resolved paths) as ``locustfile.py:12``, as the collector
-    names a task exception's place.
+    """The innermost frame in one of ``files`` as ``locustfile.py:12`` (as the collector names a task
+    exception's place: ``recording.frame_in``).
 
     Without one, the innermost frame of the user's other code (not the standard library, an
     installed package or ci-perf); ``None`` when there is none.
     """
-    own, other = None, None
-    for frame, line in traceback.walk_tb(tb):
-        filename = frame.f_code.co_filename
-        if Path(filename).resolve() in files:
-            own = (filename, line)
-        elif not filename.startswith(_NOT_USER_CODE) and "site-packages" not in filename:
-            other = (filename, line)
-    found = own or other
-    return None if found is None else f"{Path(found[0]).name}:{found[1]}"
+    frames = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(tb)]
+    own = [(f, line) for f, line in frames if not f.startswith(_NOT_USER_CODE) and "site-packages" not in f]
+    return frame_in(frames, files) or (f"{Path(own[-1][0]).name}:{own[-1][1]}" if own else None)
 
 
 def describe(exc: BaseException, *, where: str | None) -> str:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ci_perf.config import Config, parse_config
-from ci_perf.errors import EnvironmentFailure
+from ci_perf.errors import EnvironmentFailure, InputError
 from ci_perf.loadtest.runner import free_port
 from ci_perf.pipeline import RunOutcome, run_pipeline
 from tests.conftest import DemoService, write
@@ -168,3 +168,64 @@ def test_workers_that_never_come_are_an_environment_failure_naming_the_fix(
     )
     with pytest.raises(EnvironmentFailure, match="waited 2s for 2 worker"):
         _run(config, fresh_demo, tmp_path)
+
+
+# 2 users for 2 s, then 5 users until 4 s, then the end (tick() answers None)
+SHAPE_LOCUSTFILE = """\
+from locust import FastHttpUser, LoadTestShape, constant, task
+
+
+class Shopper(FastHttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def products(self):
+        self.client.get("/api/products")
+
+
+class TwoSteps(LoadTestShape):
+    def tick(self):
+        run_time = self.get_run_time()
+        if run_time < 2:
+            return 2, 20
+        if run_time < 4:
+            return 5, 20
+        return None
+"""
+
+
+def _shape_config(tmp_path: Path, load: str) -> Config:
+    locustfile = write(tmp_path / "perf" / "locustfile.py", SHAPE_LOCUSTFILE)
+    text = f"locustfile: {locustfile}\nreadiness: {{path: /health, timeout: 10s}}\nload: {load}\n"
+    return parse_config(text, source=write(tmp_path / "ci-perf.yml", text))
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_locustfiles_own_shape_runs_whole_with_profile_load(
+    tmp_path: Path, fresh_demo: DemoService, processes: int
+) -> None:
+    """Its ticks drive the users, its end ends the run (not load.duration: 60 s), the report shows its users."""
+    config = _shape_config(tmp_path, f"{{duration: 60s, users: 1, warmup: 1s, processes: {processes}}}")
+    outcome = _run(config, fresh_demo, tmp_path)
+    meta = outcome.result.meta
+    assert meta.peak_users == 5
+    assert meta.load["users"] == 5  # the shape's peak, not load.users
+    assert meta.load["duration"] == 4.0  # the shape's length, not load.duration
+    assert meta.duration_s < 30
+    assert _all_requests(outcome) == fresh_demo.total()
+    assert "· 5 users ·" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_locustfiles_own_shape_with_another_profile_is_refused_with_its_stages(
+    tmp_path: Path, fresh_demo: DemoService
+) -> None:
+    config = _shape_config(tmp_path, "{profile: stress, users: 2, warmup: 1s}")
+    with pytest.raises(InputError) as caught:
+        _run(config, fresh_demo, tmp_path)
+    message = str(caught.value)
+    assert message.startswith("the locustfile's LoadTestShape TwoSteps sets the load, and so does profile: stress")
+    assert message.endswith(
+        "load:\n  stages:\n    - {duration: 100ms, users: 2}\n    - {duration: 1.9s, users: 2}\n"
+        "    - {duration: 100ms, users: 5}\n    - {duration: 1.9s, users: 5}"
+    )
+    assert fresh_demo.total() == 0  # refused before any load
