@@ -360,3 +360,37 @@ def test_a_graceful_stop_lets_both_arms_finish_their_task_and_a_forced_stop_ends
     assert graceful["started"] == graceful["finished"]
     forced = _lifecycle(tmp_path, stop_timeout=0)
     assert forced["after"] == {"users": 0, "twins": 0}
+
+
+PYTEST_STYLE = """\
+from locust.clients import HttpSession
+
+
+def test_shop(session: HttpSession) -> None:
+    session.post("/login")
+    session.get("/me")
+    with session.get("/items/8", name="/items", catch_response=True) as response:
+        if not response.json()["valid"]:
+            response.failure("item is not valid")
+"""
+
+
+def test_a_pytest_style_locustfile_runs_on_both_deployments_alike(tmp_path: Path, two_shops: tuple[Shop, Shop]) -> None:
+    base, head = two_shops
+    write(tmp_path / "test_shop.py", PYTEST_STYLE)
+    body = (
+        "locustfile: test_shop.py\nload: {users: 2, spawn_rate: 20, duration: 3s, warmup: 0s}\n"
+        "readiness: {path: /health, timeout: 10s}\n"
+    )
+    outcome = _run(tmp_path, body, head=head.url, base=base.url)
+    result = outcome.result
+    assert result.base is not None
+    for shop in two_shops:  # each session signs in on its own deployment
+        assert shop.counts["me ok"] > 0
+        assert shop.counts["me refused"] == 0
+    failed = [_endpoint(arm, "GET /items").stats for arm in (result, result.base)]
+    assert min(f.failures for f in failed) > 0  # item 8 is not valid: the check fails it on both arms
+    assert abs(failed[0].failures - failed[1].failures) <= 2  # but for each user's last request
+    comparison = outcome.report.comparison
+    assert comparison is not None
+    assert comparison.with_verdict("regression") == []

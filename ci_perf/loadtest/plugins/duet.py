@@ -2,13 +2,14 @@
 
 The runner adds this file to ``-f`` when ``comparison.baseline_target`` is set and passes the base URL
 (``protocol.PluginSettings.baseline_target``). At ``init`` every User class (``HttpUser`` or
-``FastHttpUser``, the zero-code user included) is patched so that each user Locust starts brings a
-**twin**: another instance of the same class whose ``host`` is the base URL and whose ``context()``
-adds ``{ARM_KEY: "base"}`` (Locust's sessions merge ``user.context()`` into every request's context,
-so the collector, and anything else reading a request's context, sees the arm). The twin runs the
-user's own code from ``__init__`` on: ``on_start`` (a login, the cookies and tokens its own
-deployment hands out), TaskSets, ``catch_response`` validation, ``rest()``, think time. Both arms are
-judged by the same code, so two identical deployments show the same failures.
+``FastHttpUser``, the zero-code user included, or a pytest-style file's users) is patched so that
+each user Locust starts brings a **twin**: another instance of the same class whose ``host`` is the
+base URL and whose ``context()`` adds ``{ARM_KEY: "base"}`` (Locust's sessions merge
+``user.context()`` into every request's context, so the collector, and anything else reading a
+request's context, sees the arm). The twin runs the user's own code from ``__init__`` on:
+``on_start`` (a login, the cookies and tokens its own deployment hands out), TaskSets,
+``catch_response`` validation, ``rest()``, think time. Both arms are judged by the same code, so two
+identical deployments show the same failures.
 
 **The same draws.** A user and its twin draw from generators seeded alike: while duet is on, the
 ``random`` module's functions (Locust's task choice and ``between`` think times, the locustfile's
@@ -21,7 +22,8 @@ answer differently and the code branches on it. Greenlets of neither (Locust's o
 **Lockstep.** A user and its twin meet before each wait (``TaskSet.wait``, patched while duet is on):
 whichever finishes its task first waits for the other, then both think the same think time. Both
 arms therefore run the same tasks at the same moments, and a slower deployment does not get less
-load than the other (as two free-running closed loops would give it). Which of the two starts
+load than the other (as two free-running closed loops would give it). Pytest-style users never
+wait, so theirs run free: each arm as fast as its deployment answers. Which of the two starts
 first is a coin flip; after that the pair is symmetric, so the arms are exchangeable when the
 deployments are the same (docs/STATISTICS.md, "Duet").
 
@@ -47,7 +49,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, TaskSet
-from locust.user.users import HttpUser, User
+from locust.user.users import HttpUser, PytestUser, User
 
 from ci_perf.loadtest.protocol import ARM_KEY, BASE, PluginSettings
 
@@ -55,6 +57,10 @@ _TWIN = "_ci_perf_twin"  # on a user: its twin
 _PAIR = "_ci_perf_pair"  # on a user and its twin: their lockstep
 _STOP_BY = "_ci_perf_stop_by"  # on a user asked to stop gracefully: when Locust stops waiting (monotonic)
 _PATCHED = "_ci_perf_duet"  # on our replacement functions: patched once, also through a subclass
+
+# users whose sessions take their base URL from self.host and merge self.context() into each request's
+# context (a pytest-style file's users: its `session`/`fastsession` fixtures are built with user=self)
+TWINNABLE = (HttpUser, FastHttpUser, PytestUser)
 
 _twins = Group()  # Locust's runner never sees them: it counts users by its own group
 _PROCESS_RANDOM: random.Random = random._inst  # noqa: SLF001 - what random.x() draws from
@@ -191,7 +197,7 @@ def _patch(user_class: type[User], base_url: str, rng: random.Random) -> None:
     user_class.stop = stop_pair  # type: ignore[method-assign]
 
 
-def _wait_in_lockstep(wait: Any) -> Any:
+def _wait_in_lockstep(wait: Callable[[TaskSet], None]) -> Callable[[TaskSet], None]:
     def paired_wait(self: TaskSet) -> None:
         lockstep: Lockstep | None = getattr(self.user, _PAIR, None)
         if lockstep is not None and not lockstep.ended:
@@ -212,13 +218,12 @@ if _BASE_URL:  # at import, before Locust imports the locustfile: its `from rand
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    base_url = _BASE_URL
-    if not base_url:
+    if not _BASE_URL:
         return
     rng = random.Random()  # noqa: S311 - which of a pair starts first, not cryptography
     for user_class in environment.user_classes:
-        if not issubclass(user_class, (HttpUser, FastHttpUser)):
+        if not issubclass(user_class, TWINNABLE):
             raise TypeError(f"duet mode needs HttpUser or FastHttpUser users; {user_class.__name__} is neither")
-        _patch(user_class, base_url, rng)
+        _patch(user_class, _BASE_URL, rng)
     if not getattr(TaskSet.wait, _PATCHED, False):
         TaskSet.wait = _wait_in_lockstep(TaskSet.wait)  # type: ignore[method-assign]
