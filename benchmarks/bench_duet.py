@@ -168,7 +168,7 @@ class Live:
 Done = dict[tuple[str, float, bool], list[RunResult]]  # (mode, effect, hog) → runs
 
 
-def live(setup: Live) -> tuple[dict, dict[float, float]]:  # type: ignore[type-arg]
+def live(setup: Live) -> tuple[dict, dict[float, float], Done]:  # type: ignore[type-arg]
     config = VALIDATING_CONFIG if setup.validating else CONFIG
     with demo_service() as base, demo_service() as head, tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
@@ -184,7 +184,7 @@ def live(setup: Live) -> tuple[dict, dict[float, float]]:  # type: ignore[type-a
             flush=True,
         )
         done = _live_runs(setup, base, head, folder, config.format(seconds=setup.seconds))
-    return _judge(done, truth), truth
+    return _judge(done, truth), truth, done
 
 
 def _live_runs(setup: Live, base: str, head: str, folder: Path, config_text: str) -> Done:
@@ -274,6 +274,22 @@ def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[flo
     return out.getvalue()
 
 
+def load_table(done: Done) -> str:
+    """Per mode: the load each arm got (median over its runs) and the load generator's CPU."""
+    by_mode: dict[str, list[RunResult]] = {}
+    for (mode, _, _), results in done.items():
+        by_mode.setdefault(mode, []).extend(results)
+    out = io.StringIO()
+    out.write("mode          runs  head rps  base rps  generator CPU (median of runs' medians)\n")
+    for mode, results in by_mode.items():
+        head = statistics.median(r.aggregate.rps for r in results)
+        base = statistics.median(r.base.aggregate.rps for r in results if r.base is not None)
+        cpu = [r.meta.generator.cpu_median_percent for r in results if r.meta.generator.cpu_median_percent]
+        shown = f"{statistics.median(cpu):.0f} %" if cpu else "–"
+        out.write(f"{mode:12}  {len(results):4d}  {head:8.1f}  {base:8.1f}  {shown}\n")
+    return out.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulated", action="store_true", help="only the simulation")
@@ -303,10 +319,11 @@ def main() -> None:
         setup = Live(
             args.runs, args.seconds, args.reference_seconds, args.seed, effects, args.validating, args.other_duet
         )
-        outcomes, truth = live(setup)
+        outcomes, truth, done = live(setup)
         users = "a validating locustfile" if args.validating else "endpoints:"
         print(f"live ({args.seconds}-s runs, 10 users, {users}, two demo services on loopback):")
         print(table(outcomes, truth), f"({time.perf_counter() - began:.0f} s)")
+        print(load_table(done))
 
 
 if __name__ == "__main__":
