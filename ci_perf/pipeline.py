@@ -60,8 +60,9 @@ class ProgressLine:
 
     def __call__(self, p: Mapping[str, Any]) -> None:
         p95 = p.get("p95_ms")
+        total = f"/{p['total']:.0f}" if p["total"] else ""  # 0: a locustfile's own shape decides the end
         line = (
-            f"ci-perf: {p['elapsed']:.0f}/{p['total']:.0f} s  {p['rps']:.0f} rps  "
+            f"ci-perf: {p['elapsed']:.0f}{total} s  {p['rps']:.0f} rps  "
             f"{p['requests']:.0f} requests  {p['failures']:.0f} errors  p95 {'-' if p95 is None else f'{p95:.1f} ms'}"
         )
         if self.interactive:
