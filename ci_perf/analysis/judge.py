@@ -259,8 +259,12 @@ def _ungated_because(
     """Why nothing could fail the run: ``no budget rule, default error limit disabled, no baseline yet``."""
     why = []
     if not budget.checks:
-        off = budget.default_error_rate_percent is None
-        why.append("no budget rule, default error limit disabled" if off else "no budget rule")
+        if budget.default_error_rate_percent is None:
+            why.append("no budget rule, default error limit disabled")
+        elif meta.load.get("profile") == "breakpoint":
+            why.append("no budget rule; a breakpoint run has no default error limit")
+        else:
+            why.append("no budget rule")
     elif "budget" not in fail_on:
         why.append("the budget is not in comparison.fail_on")
     else:

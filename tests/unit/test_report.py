@@ -19,7 +19,7 @@ from ci_perf.report import (
     render_terminal,
     sparkline,
 )
-from ci_perf.results import ErrorCount, History, RunResult, TaskException
+from ci_perf.results import Capacity, ErrorCount, History, RunResult, TaskException
 from tests.conftest import collected_run
 from tests.support.runs import noisy_history, two_endpoint_run
 from tests.unit.test_duet import duet_run
@@ -317,3 +317,14 @@ def test_unfinished_requests_exceptions_and_other_hosts_match_the_golden_report(
     assert all(c.endpoint != "GET /lib.js" for c in report.budget.checks)
     _check_golden("report_side_findings.md", render_markdown(report))
     _check_golden("report_side_findings.txt", render_terminal(report))
+
+
+def test_a_breakpoint_run_without_rules_says_it_has_no_default_limit() -> None:
+    capacity = Capacity(users=8, rps=100.0, broke_at_users=10, reason="errors", limits={}, steps=[])
+    run = _service_run({"GET /api/x": {"503": 25}})
+    meta = run.meta.model_copy(update={"load": {**run.meta.load, "profile": "breakpoint"}})
+    report = judge(NO_RULES, run.model_copy(update={"capacity": capacity, "meta": meta}), history=History()).report
+    assert report.headline.startswith(
+        "capacity 8 users, 100 rps; nothing was gated (no budget rule; a breakpoint run has no default error limit, "
+        "no baseline yet)"
+    )
