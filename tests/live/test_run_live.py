@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -249,3 +250,154 @@ def test_an_interrupt_stops_locust_and_leaves_no_process_behind(
     while time.monotonic() < deadline and locust_left(tmp_path / "out"):
         time.sleep(0.1)
     assert locust_left(tmp_path / "out") == []
+
+
+# -- what a run measures besides answered requests (issue 11, items 2, 3, 7, 9) -----------------------------------
+
+HUNG_USER = """\
+from locust import HttpUser, constant, task
+
+
+class Shopper(HttpUser):
+    wait_time = constant(0.01)
+
+    @task(3)
+    def products(self):
+        self.client.get("/api/products")
+
+    @task(1)
+    def product(self):
+        self.client.get("/api/products/7", name="/api/products/[id]")  # hangs: the knob below
+"""
+
+THINKING_USER = """\
+from locust import HttpUser, constant, task
+
+
+class Reader(HttpUser):
+    wait_time = constant(60)  # far beyond the run and its stop_timeout
+
+    @task
+    def products(self):
+        self.client.get("/api/products")
+"""
+
+RAISING_USER = """\
+from locust import FastHttpUser, constant, task
+
+
+class Buyer(FastHttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def order(self):
+        self.client.get("/api/products")
+        raise ValueError("order total is not a number")  # raises here
+"""
+
+TWO_HOSTS_USER = """\
+from locust import HttpUser, constant, task
+
+
+class Browser(HttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def page(self):
+        self.client.get("/api/products")
+        self.client.get("{other}/api/products/1")  # a second host: a CDN, a third-party API
+"""
+
+
+def locustfile_config(tmp_path: Path, url: str, locustfile: str, *, load: str) -> Path:
+    write(tmp_path / "locustfile.py", locustfile)
+    return write(
+        tmp_path / "ci-perf.yml",
+        f"target: {url}\nlocustfile: locustfile.py\nload: {{{load}}}\nreadiness: {{path: /health, timeout: 5s}}\n",
+    )
+
+
+def test_a_hung_endpoint_shows_up_as_unfinished_with_its_wait_and_fails_the_default_error_limit(
+    tmp_path: Path, fresh_demo: DemoService
+) -> None:
+    fresh_demo.set_knobs({"GET /api/products/{id}": {"latency_ms": 120_000}})
+    config = locustfile_config(
+        tmp_path, fresh_demo.url, HUNG_USER, load="users: 2, spawn_rate: 2, duration: 3s, warmup: 0s"
+    )
+    done = ci_perf("run", "--config", str(config), "--out", "out", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # the default error limit fails the hung endpoint
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    (hung,) = [e for e in result["endpoints"] if e["name"] == "GET /api/products/[id]"]
+    stats = hung["stats"]
+    served = fresh_demo.stats()["counts"]
+    assert 1 <= stats["unfinished"] == stats["failures"] == stats["requests"] == served["GET /api/products/{id}"]
+    assert stats["p50_ms"] >= 1_000  # the wait so far, never fast: every one waited over a second
+    assert stats["max_ms"] <= 1_000 * result["meta"]["duration_s"]
+    assert all(w["unfinished"] == 0 for w in hung["windows"][:-1])  # counted in the window where the run ended
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    (check,) = [c for c in report["budget"]["checks"] if c["endpoint"] == "GET /api/products/[id]"]
+    assert (check["status"], check["source"]) == ("fail", "default")
+    assert "unfinished" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("processes", [pytest.param(1, id="one-process"), pytest.param(2, id="two-processes")])
+def test_think_time_users_do_not_hold_up_the_end_of_the_run(tmp_path: Path, demo: DemoService, processes: int) -> None:
+    load = f"users: 3, spawn_rate: 3, duration: 2s, warmup: 0s, processes: {processes}, stop_timeout: 120s"
+    config = locustfile_config(tmp_path, demo.url, THINKING_USER, load=load)
+    before = demo.total()
+    # Locust's graceful stop would wait out the 60-s think time (up to the 120-s stop_timeout)
+    done = ci_perf("run", "--config", str(config), "--out", "out", cwd=tmp_path, timeout=50)
+    served = demo.total() - before
+    assert done.returncode == 0, done.stderr
+    assert requests_in(tmp_path / "out" / "result.json") == served == 3  # one task each, then thinking
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["meta"]["peak_users"] == 3
+    assert result["aggregate"]["rps"] == pytest.approx(3 / result["meta"]["measured_s"])
+    assert locust_left(tmp_path / "out") == []
+
+
+def test_a_task_raising_an_exception_shows_in_the_result_and_the_reports(tmp_path: Path, demo: DemoService) -> None:
+    load = "users: 2, spawn_rate: 2, duration: 2s, warmup: 0s, processes: 2"
+    config = locustfile_config(tmp_path, demo.url, RAISING_USER, load=load)
+    before = demo.total()
+    done = ci_perf("run", "--config", str(config), "--out", "out", cwd=tmp_path)
+    served = demo.total() - before
+    assert done.returncode == 0, done.stderr  # the requests themselves are fine
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    (exception,) = result["exceptions"]
+    line = RAISING_USER.splitlines().index(next(x for x in RAISING_USER.splitlines() if "# raises here" in x)) + 1
+    assert (exception["type"], exception["message"]) == ("ValueError", "order total is not a number")
+    assert exception["where"] == f"locustfile.py:{line}"
+    assert served - 2 <= exception["count"] <= served  # a user stopped between its request and the raise
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["exceptions"] == result["exceptions"]
+    assert "task exception" in report["headline"]
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "ValueError" in markdown
+    assert "order total is not a number" in markdown
+    assert "ValueError" in done.stdout  # the terminal
+
+
+def test_requests_to_another_host_are_kept_apart_under_that_host(
+    tmp_path: Path, demo: DemoService, fresh_demo: DemoService
+) -> None:
+    other = fresh_demo  # another port on 127.0.0.1: another host
+    config = locustfile_config(
+        tmp_path, demo.url, TWO_HOSTS_USER.format(other=other.url), load="users: 2, spawn_rate: 2, duration: 2s"
+    )
+    config.write_text(config.read_text().replace("duration: 2s", "duration: 2s, warmup: 0s"))
+    before = demo.total()
+    done = ci_perf("run", "--config", str(config), "--out", "out", cwd=tmp_path)
+    served, served_other = demo.total() - before, other.total()
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert [e["name"] for e in result["endpoints"]] == ["GET /api/products"]
+    assert result["aggregate"]["requests"] == result["endpoints"][0]["stats"]["requests"]
+    (elsewhere,) = result["other_hosts"]
+    assert elsewhere["host"] == urlsplit(other.url).netloc
+    assert elsewhere["name"] == "GET /api/products/1"
+    assert sum(w["requests"] for w in elsewhere["windows"]) == served_other > 0
+    assert requests_in(tmp_path / "out" / "result.json") == served
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert all(c["endpoint"] != "GET /api/products/1" for c in report["budget"]["checks"])
+    assert "Other hosts" in (tmp_path / "out" / "report.md").read_text()
