@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-fast lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale bench-arrival clean
+.PHONY: demo test test-fast test-compat bench-compat lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale bench-arrival clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -28,6 +28,11 @@ test: lint
 # The unit tests only (pure, in-process; under half a minute): the loop while editing. `make test` runs them all.
 test-fast: $(BIN)/ci-perf
 	$(BIN)/pytest -q -m unit
+
+# The compatibility suite alone (tests/compat): a locustfile of each style through `ci-perf run` against
+# httpbin under gunicorn, counts checked against httpbin's access log (about two minutes). `make test` runs it too.
+test-compat: $(BIN)/ci-perf
+	$(BIN)/pytest -q tests/compat
 
 lint: $(BIN)/ci-perf
 	$(BIN)/ruff check ci_perf tests benchmarks
@@ -76,3 +81,6 @@ bench-scale: $(BIN)/ci-perf
 
 bench-arrival: $(BIN)/ci-perf
 	cd benchmarks && ../$(BIN)/python bench_arrival.py
+
+bench-compat: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_compat.py

@@ -1,0 +1,41 @@
+"""Duet mode against two identical httpbin deployments, whatever the locustfile: no regression, and the
+twins load both deployments alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.compat.cases import LOAD_STYLES, PYTEST_STYLE, PYTEST_STYLE_WITH_SETTINGS, Case, params
+from tests.compat.conftest import RunOf
+
+
+def regressions(report: dict[str, object]) -> list[str]:
+    comparison = report["comparison"]
+    assert isinstance(comparison, dict)
+    found = []
+    for endpoint in comparison["endpoints"]:
+        for metric, compared in endpoint["metrics"].items():
+            if compared["verdict"] == "regression":
+                found.append(f"{endpoint['endpoint']} {metric}: {compared['delta_percent']}")
+    return found
+
+
+@pytest.mark.parametrize("case", params(LOAD_STYLES))
+def test_two_identical_deployments_give_no_regression(case: Case, duet_run: RunOf) -> None:
+    run = duet_run(case)
+    assert run.report is not None, run.stderr
+    assert run.report["comparison"]["mode"] == "duet"
+    assert regressions(run.report) == []
+    assert not [reason for reason in run.report["gate_reasons"] if "regression" in reason]
+
+
+# pytest-style users never wait, so their twins run free instead of in lockstep (README, 'Duet mode')
+FREE_RUNNING = {PYTEST_STYLE: 4, PYTEST_STYLE_WITH_SETTINGS: 4}
+
+
+@pytest.mark.parametrize("case", params(LOAD_STYLES, pending_on=FREE_RUNNING))
+def test_twins_load_both_deployments_alike_and_the_run_is_reliable(case: Case, duet_run: RunOf) -> None:
+    run = duet_run(case)
+    assert run.result is not None, run.stderr
+    assert run.result["aggregate"]["requests"] == run.result["base"]["aggregate"]["requests"]
+    assert run.result["meta"]["reliable"], run.result["meta"]["unreliable_reasons"]
