@@ -47,6 +47,8 @@ USER_INIT_ERROR = Case("user_init_error", duration="20s", timeout_s=12)
 # Locust's own config file in the working directory, asking for other users and duration than ci-perf.yml
 LOCUST_CONF = Case("weighted_tasks", duration="3s", files=(("locust.conf", "users = 7\nrun-time = 1s\n"),))
 COMPACT_USERS_FLAG = Case("weighted_tasks", locust_args=("-u10",))
+# no budget, no baseline, and the default error limit turned off: nothing gates the run
+UNGATED_500 = Case("always_500", config="performance_budget: {default_error_rate_percent: null}\n")
 
 NAMES = {
     WEIGHTED: "weighted-tasks",
@@ -72,9 +74,10 @@ NAMES = {
     USER_INIT_ERROR: "user-init-error",
     LOCUST_CONF: "locust-conf",
     COMPACT_USERS_FLAG: "compact-users-flag",
+    UNGATED_500: "always-500-ungated",
 }
 # every style that sends load: each is run once alone and once in duet mode (the rest are refused before load)
-LOAD_STYLES = [case for case in NAMES if case not in {USER_INIT_ERROR, LOCUST_CONF, COMPACT_USERS_FLAG}]
+LOAD_STYLES = [case for case in NAMES if case not in {USER_INIT_ERROR, LOCUST_CONF, COMPACT_USERS_FLAG, UNGATED_500}]
 # styles with nothing to fail: no failure of any kind is expected
 CLEAN = [WEIGHTED, WEIGHTED_PROCESSES, FAST_HTTP, NESTED, SEQUENTIAL, MARKOV, EVENT_HOOKS, TAGS, CUSTOM_ARGS]
 CLEAN += [LOGIN_COOKIE, THINK_TIME]

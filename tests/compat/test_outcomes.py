@@ -35,6 +35,7 @@ from tests.compat.cases import (
     TAGS,
     TASK_EXCEPTION,
     THINK_TIME,
+    UNGATED_500,
     USER_INIT_ERROR,
     Case,
     params,
@@ -151,6 +152,15 @@ def test_a_service_failing_everywhere_but_its_health_check_fails_the_run(single_
     assert "passed" not in run.report["headline"]
     (check,) = [c for c in run.report["budget"]["checks"] if c["endpoint"] == "GET /status/500"]
     assert (check["status"], check["source"], check["rule"]) == ("fail", "default", "error_rate_percent")
+
+
+def test_a_run_that_nothing_gates_says_so_instead_of_passing(single_run: RunOf) -> None:
+    run = single_run(UNGATED_500)
+    assert run.returncode == EXIT_PASS, run.stderr
+    assert run.report is not None
+    assert "nothing was gated" in run.report["headline"]
+    assert "passed" not in run.report["headline"]
+    assert run.report["budget"]["checks"] == []
 
 
 def test_a_hung_endpoint_is_reported_with_its_unfinished_requests_as_failures(single_run: RunOf) -> None:
