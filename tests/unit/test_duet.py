@@ -1,7 +1,7 @@
 """Duet mode: the base deployment measured in the same run.
 
-Synthetic runs check the statistics and the result's shape; the live runs (real Locust, two demo
-services) are in tests/live/test_duet_live.py.
+Synthetic runs check the statistics and the result's shape; the live runs (real Locust, two services
+on loopback: twins, lockstep, validation and logins on both arms) are in tests/live/test_duet_live.py.
 """
 
 from __future__ import annotations
