@@ -15,6 +15,7 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -79,6 +80,9 @@ def test_every_request_reaches_both_deployments_and_is_counted_on_its_arm(
 # -- a shop that validates logins and hands out content to validate ----------------------------------
 
 
+HANG_S = 30.0  # GET /hang answers after the run
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -134,6 +138,9 @@ class Shop:
         item = re.fullmatch(r"/items/(\d+)", path)
         if method == "POST" and path == "/login":
             key, reply = "login", (200, {"token": self.secret}, f"session={self.secret}; Path=/")
+        elif path == "/hang":
+            time.sleep(HANG_S)
+            key, reply = "hang", (200, {}, None)
         elif path == "/health":
             key, reply = "health", (200, {"status": "ok"}, None)
         elif path == "/me":
@@ -394,3 +401,31 @@ def test_a_pytest_style_locustfile_runs_on_both_deployments_alike(tmp_path: Path
     comparison = outcome.report.comparison
     assert comparison is not None
     assert comparison.with_verdict("regression") == []
+
+
+HANGING = """\
+from locust import FastHttpUser, constant, task
+
+
+class Waiter(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def hang(self):
+        self.client.get("/hang")
+"""
+
+
+def test_requests_in_flight_when_the_run_ends_count_on_their_own_arm(
+    tmp_path: Path, two_shops: tuple[Shop, Shop]
+) -> None:
+    base, head = two_shops
+    write(tmp_path / "locustfile.py", HANGING)
+    body = (
+        "locustfile: locustfile.py\nload: {users: 2, spawn_rate: 20, duration: 2s, warmup: 0s}\n"
+        "readiness: {path: /health, timeout: 10s}\n"
+    )
+    result = _run(tmp_path, body, head=head.url, base=base.url).result
+    assert result.base is not None
+    for arm in (result, result.base):
+        assert _endpoint(arm, "GET /hang").stats.unfinished == 2  # one per user, on each deployment
