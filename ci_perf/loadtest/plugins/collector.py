@@ -97,11 +97,13 @@ class Collector:
         self.workers: list[str] = []
         self.finals: set[str] = set()
         self.inflight = InFlight()
+        self.pending = self.inflight.pending  # the hot path forgets answered requests directly
         self.hosts = Hosts({})
         self.exceptions = ExceptionTally()
         self.closed = False
         self.stopped_at: float | None = None
         self.written = False
+        self.finishing = False
         self.steps: list[StepMark] = []  # shape.py: when each stage began
         self.broke: BreakMark | None = None  # shape.py: where a breakpoint run broke
         self.open_counts: Counter[str] = Counter()  # open_model.py: scheduled, late, dropped …
@@ -136,7 +138,7 @@ class Collector:
         if context:  # inflight.py: its token; duet.py: the arm; open_model.py: the intended start
             token = context.get(INFLIGHT_KEY)
             if token is not None:
-                self.inflight.forget(token)
+                self.pending.pop(token, None)  # = self.inflight.forget(token), inlined
             arm = context.get(ARM_KEY, HEAD)
             intended = context.get(INTENDED_KEY)
             if intended is not None and intended < began:
@@ -273,6 +275,9 @@ class Collector:
     def finish(self) -> None:
         """The run is over: close the window, stop the users at once, collect every worker's final report,
         write, quit."""
+        if self.finishing:  # the clock ran out while a breakpoint ended the run, or the other way round
+            return
+        self.finishing = True
         self.end_window()
         runner = self.environment.runner
         assert runner is not None
@@ -426,7 +431,9 @@ def _as_master(collector: Collector, runner: Runner | None) -> None:
     events_.test_stopping.add_listener(lambda **_: collector.end_window())  # a locustfile's shape ended the run
 
     def on_quitting(**_: Any) -> None:
-        collector.end_window()
+        if collector.written:
+            return
+        collector.end_window()  # Locust stopped by itself (a shape's end) or was told to quit
         collector.await_finals()
         collector.write()
 

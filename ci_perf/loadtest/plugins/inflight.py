@@ -86,7 +86,8 @@ class InFlight:
     def close(self) -> list[Pending]:
         """The measured window ended: what is still in flight; later requests wait for their user's end."""
         self.closed = True
-        left, self.pending = list(self.pending.values()), {}
+        left = list(self.pending.values())
+        self.pending.clear()  # the same dict: the collector holds it
         return left
 
     def park(self) -> None:

@@ -172,18 +172,17 @@ class Hosts:
     """Which requests went to a host other than their arm's target (``--host``; duet: the base URL)."""
 
     def __init__(self, targets: dict[Arm, str | None]) -> None:
-        self.prefixes = {arm: url.rstrip("/") for arm, url in targets.items() if url}
-        self.hosts = {arm: host_of(url) for arm, url in self.prefixes.items()}
+        prefixes = {arm: url.rstrip("/") for arm, url in targets.items() if url}
+        self.hosts = {arm: host_of(url) for arm, url in prefixes.items()}
+        # the usual case in one C call: the target's own URL (then a path, a query, a fragment, or nothing)
+        self.own = {arm: tuple(prefix + end for end in "/?#") for arm, prefix in prefixes.items()}
+        self.bare = set(prefixes.values())
 
     def other(self, url: str | None, arm: Arm) -> str | None:
         """The other host ``url`` went to, or ``None`` when it is the target (or unknown: a relative URL)."""
-        prefix = self.prefixes.get(arm)
-        if not url or prefix is None:
+        own = self.own.get(arm)
+        if not url or own is None or url.startswith(own) or url in self.bare:
             return None
-        if url.startswith(prefix):  # the usual case, cheaply: the target's own URL
-            rest = url[len(prefix) : len(prefix) + 1]
-            if rest in {"", "/", "?", "#"}:
-                return None
         host = host_of(url)
         return None if host is None or host == self.hosts[arm] else host
 
