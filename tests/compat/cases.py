@@ -15,7 +15,7 @@ def pending(item: int) -> pytest.MarkDecorator:
 WEIGHTED = Case("weighted_tasks")
 WEIGHTED_PROCESSES = Case("weighted_tasks", load="processes: 2", users=4)
 FAST_HTTP = Case("fast_http")
-NESTED = Case("nested_taskset")
+NESTED = Case("nested_taskset", duration="2s")  # long enough to visit every level
 SEQUENTIAL = Case("sequential")
 MARKOV = Case("markov")
 REST = Case("rest_validation")

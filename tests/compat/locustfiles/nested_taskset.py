@@ -14,20 +14,20 @@ class Reviews(TaskSet):
 
 
 class Catalogue(TaskSet):
-    tasks = {Reviews: 1}
+    tasks = {Reviews: 2}
 
     @task(2)
     def browse(self) -> None:
         self.client.get("/xml")
 
-    @task(1)
+    @task(2)
     def leave(self) -> None:
         self.interrupt()
 
 
 class Shopper(HttpUser):
     wait_time = constant(0.05)
-    tasks = {Catalogue: 3}
+    tasks = {Catalogue: 1}
 
     @task(1)
     def home(self) -> None:
