@@ -13,6 +13,8 @@ Semantics (also in the README):
 * ``default_error_rate_percent`` (1 % unless set; ``null`` disables it) limits the error rate of
   every endpoint that no ``error_rate_percent`` rule covers; its checks have ``source`` ``"default"``.
   Breakpoint runs (``result.capacity``) never get it: they push the service past its limits on purpose.
+* ``max_task_exceptions`` (0 unless set; ``null`` disables it) limits the locustfile's unhandled task
+  exceptions over the whole run; its check (endpoint ``(locustfile)``) is listed only when a task raised.
 * ``database`` and ``external_services`` are kept and reported as not measured.
 """
 
@@ -27,6 +29,7 @@ from ci_perf.results import AGGREGATE, MEASURES, RunResult, Stats
 
 NOT_MEASURED = "not measured: needs a server-metrics source"
 DEFAULT_SOURCE = "default"  # BudgetCheck.source of the default error-rate limit
+LOCUSTFILE = "(locustfile)"  # BudgetCheck.endpoint of the task-exceptions rule: the run's code, no endpoint
 
 # budget field → the Stats field it limits (an upper bound where higher is worse, else a lower bound)
 RULES: dict[str, str] = {
@@ -50,7 +53,7 @@ class BudgetCheck(Frozen):
     measured: float | None
     upper_bound: bool
     status: RuleStatus
-    source: str  # "api_endpoints", the override's glob, or DEFAULT_SOURCE
+    source: str  # "api_endpoints", the override's glob, DEFAULT_SOURCE or "max_task_exceptions"
 
     @property
     def by_default(self) -> bool:
@@ -70,6 +73,7 @@ class BudgetReport(Frozen):
     unmeasured: list[UnmeasuredRule] = []
     unmatched_patterns: list[str] = []
     default_error_rate_percent: float | None = None  # the budget's default error limit (None: disabled)
+    max_task_exceptions: int | None = 0  # task exceptions allowed (None: not a rule)
 
     @property
     def violations(self) -> list[BudgetCheck]:
@@ -142,6 +146,22 @@ def _check(endpoint: str, stats: Stats, field: str, limit: float, source: str) -
     )
 
 
+def _exceptions_check(budget: PerformanceBudget, raised: int) -> BudgetCheck:
+    """The locustfile's unhandled task exceptions against ``max_task_exceptions``."""
+    limit = budget.max_task_exceptions or 0
+    return BudgetCheck(
+        endpoint=LOCUSTFILE,
+        rule="max_task_exceptions",
+        label="task exceptions",
+        unit="",
+        limit=limit,
+        measured=raised,
+        upper_bound=True,
+        status="pass" if raised <= limit else "fail",
+        source="max_task_exceptions",
+    )
+
+
 def check_budget(budget: PerformanceBudget, result: RunResult) -> BudgetReport:
     checks: list[BudgetCheck] = []
     matched: set[str] = set()
@@ -153,6 +173,8 @@ def check_budget(budget: PerformanceBudget, result: RunResult) -> BudgetReport:
     throughput = budget.api_endpoints.throughput_rps
     if throughput is not None:
         checks.append(_check(AGGREGATE, result.aggregate, "throughput_rps", throughput, "api_endpoints"))
+    if budget.max_task_exceptions is not None and result.exceptions:
+        checks.append(_exceptions_check(budget, sum(e.count for e in result.exceptions)))
     unmeasured = [
         UnmeasuredRule(section=section, rule=rule, limit=limit)
         for section, block in (("database", budget.database), ("external_services", budget.external_services))
@@ -163,4 +185,5 @@ def check_budget(budget: PerformanceBudget, result: RunResult) -> BudgetReport:
         unmeasured=unmeasured,
         unmatched_patterns=[p for p in budget.endpoints if p not in matched],
         default_error_rate_percent=budget.default_error_rate_percent,
+        max_task_exceptions=budget.max_task_exceptions,
     )

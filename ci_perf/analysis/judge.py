@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Literal
 
-from ci_perf.analysis.budget import BudgetReport, check_budget
+from ci_perf.analysis.budget import LOCUSTFILE, BudgetCheck, BudgetReport, check_budget
 from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison, MetricComparison, compare_runs
 from ci_perf.config import Comparison, Gate
 from ci_perf.errors import EXIT_ENVIRONMENT, EXIT_GATE_FAILED, EXIT_PASS
@@ -185,14 +185,19 @@ def _failed(reasons: list[str], *, budget: BudgetReport, comparison: ComparisonR
     """Plain text (escaped when rendered): what failed, the first three named."""
     regressions = comparison.with_verdict("regression") if comparison else []
     named = [describe_change(e, m) for e, m in regressions[:3]]
-    named += [
-        f"{c.endpoint} {c.label} {format_value(c.measured, c.unit)} {'>' if c.upper_bound else '<'} "
-        f"{format_value(c.limit, c.unit)}{' (default limit)' if c.by_default else ''}"
-        for c in budget.violations[: max(0, 3 - len(named))]
-    ]
+    named += [_violation(c) for c in budget.violations[: max(0, 3 - len(named))]]
     hidden = len(regressions) + len(budget.violations) - len(named)
     more = f" and {hidden} more" if hidden > 0 else ""
     return f"failed: {', '.join(reasons)} ({'; '.join(named)}{more})"
+
+
+def _violation(check: BudgetCheck) -> str:
+    """``GET /x p95 120.0 ms > 100.0 ms``; the run's task exceptions are nobody's endpoint."""
+    where = "" if check.endpoint == LOCUSTFILE else f"{check.endpoint} "
+    return (
+        f"{where}{check.label} {format_value(check.measured, check.unit)} {'>' if check.upper_bound else '<'} "
+        f"{format_value(check.limit, check.unit)}{' (default limit)' if check.by_default else ''}"
+    )
 
 
 def _passed(

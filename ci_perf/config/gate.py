@@ -34,6 +34,7 @@ class PerformanceBudget(Strict):
     ``database`` and ``external_services`` need a server-metrics source; they are
     kept and shown as "not measured", never dropped. ``default_error_rate_percent`` is ours:
     the error limit of every endpoint that neither ``api_endpoints`` nor an override limits.
+    ``max_task_exceptions`` is ours too: a task that raises is a failure of the run, as in Locust.
     """
 
     api_endpoints: EndpointBudget = EndpointBudget()
@@ -43,6 +44,13 @@ class PerformanceBudget(Strict):
         description=(
             "error-rate limit (%) for each endpoint that no error_rate_percent rule covers, so that a failing "
             "service never passes by default; null disables it (breakpoint runs never use it)"
+        ),
+    )
+    max_task_exceptions: Annotated[int, Field(ge=0)] | None = Field(
+        default=0,
+        description=(
+            "unhandled exceptions in the locustfile's tasks allowed before the run fails (plain Locust exits 1 on "
+            "any); null disables the rule"
         ),
     )
     database: dict[str, float] | None = None

@@ -179,6 +179,7 @@ def test_a_hung_endpoint_is_reported_with_its_unfinished_requests_as_failures(si
 
 def test_unhandled_task_exceptions_are_counted_with_type_message_and_locustfile_line(single_run: RunOf) -> None:
     run = single_run(TASK_EXCEPTION)
+    assert run.returncode == EXIT_GATE_FAILED, run.stdout  # as plain Locust exits 1 (max_task_exceptions: 0)
     assert run.result is not None
     (exception,) = run.result["exceptions"]
     assert exception["type"] == "ValueError"

@@ -362,7 +362,7 @@ def test_a_task_raising_an_exception_shows_in_the_result_and_the_reports(tmp_pat
     before = demo.total()
     done = ci_perf("run", "--config", str(config), "--out", "out", cwd=tmp_path)
     served = demo.total() - before
-    assert done.returncode == 0, done.stderr  # the requests themselves are fine
+    assert done.returncode == 1, done.stderr  # the requests are fine; the exceptions fail it, as in Locust
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     (exception,) = result["exceptions"]
     line = RAISING_USER.splitlines().index(next(x for x in RAISING_USER.splitlines() if "# raises here" in x)) + 1
@@ -372,6 +372,8 @@ def test_a_task_raising_an_exception_shows_in_the_result_and_the_reports(tmp_pat
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["exceptions"] == result["exceptions"]
     assert "task exception" in report["headline"]
+    (check,) = [c for c in report["budget"]["checks"] if c["rule"] == "max_task_exceptions"]
+    assert (check["status"], check["measured"]) == ("fail", exception["count"])
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "ValueError" in markdown
     assert "order total is not a number" in markdown

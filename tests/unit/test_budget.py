@@ -8,7 +8,7 @@ from ci_perf.analysis.budget import check_budget, effective_budget
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import EndpointBudget, LoadSettings, PerformanceBudget, parse_config
 from ci_perf.errors import ConfigError
-from ci_perf.results import AGGREGATE, Capacity, RunResult
+from ci_perf.results import AGGREGATE, Capacity, RunResult, TaskException
 from tests.conftest import collected_run
 
 
@@ -114,3 +114,23 @@ def test_a_default_error_limit_out_of_range_is_a_config_error() -> None:
     text = "endpoints: [GET /a]\nperformance_budget: {default_error_rate_percent: 120}\n"
     with pytest.raises(ConfigError, match=r"performance_budget\.default_error_rate_percent"):
         parse_config(text, source=Path("ci-perf.yml"), check_files=False)
+
+
+def _with_exceptions(count: int) -> RunResult:
+    raised = [TaskException(type="ValueError", message="bad", count=count, where="locustfile.py:9")]
+    return _result().model_copy(update={"exceptions": raised})
+
+
+@pytest.mark.parametrize(
+    ("limit", "raised", "status"),
+    [(0, 3, "fail"), (5, 3, "pass"), (2, 3, "fail"), (None, 3, None), (0, 0, None)],
+)
+def test_task_exceptions_fail_the_run_by_default(limit: int | None, raised: int, status: str | None) -> None:
+    """Plain Locust exits 1 on an unhandled task exception: so does ci-perf, unless the budget allows some."""
+    budget = PerformanceBudget.model_validate({} if limit == 0 else {"max_task_exceptions": limit})
+    result = _with_exceptions(raised) if raised else _result()
+    checks = [c for c in check_budget(budget, result).checks if c.rule == "max_task_exceptions"]
+    assert [c.status for c in checks] == ([status] if status else [])
+    if checks:
+        assert checks[0].measured == raised
+        assert checks[0].endpoint == "(locustfile)"
