@@ -13,18 +13,25 @@ Every function returns an ``Estimate`` in log-ratio space (or percentage points 
 one-sided p-values for an increase and for a decrease (regressions and improvements are two
 families, each adjusted on its own), a 95 % interval and the minimum detectable effect; tiny
 samples give ``None`` ("not enough data"), never a crash or a made-up number.
+
+``scipy.stats`` takes about a second to import, longer than Locust takes to start: it is imported on
+first use (``_scipy``), and ``warm_up`` imports it on a thread while the load test starts, so that a
+run's wall time does not wait for it (docs/benchmarks.md, "Wall time beyond the duration").
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 from ci_perf.sketches import _MAPPING, RELATIVE_ACCURACY, Sketch
 
@@ -52,8 +59,21 @@ class Estimate:
     df: float
 
 
+@functools.cache
+def _scipy() -> ModuleType:
+    """``scipy.stats``, imported once, on first use."""
+    return importlib.import_module("scipy.stats")  # a second of import, overlapped with Locust starting
+
+
+def warm_up() -> threading.Thread:
+    """Import ``scipy.stats`` on a daemon thread (while Locust starts); the tests then find it loaded."""
+    thread = threading.Thread(target=_scipy, name="ci-perf-import-scipy", daemon=True)
+    thread.start()
+    return thread
+
+
 def _t_quantile(p: float, df: float) -> float:
-    return float(stats.t.ppf(p, df)) if math.isfinite(df) else float(stats.norm.ppf(p))
+    return float(_scipy().t.ppf(p, df)) if math.isfinite(df) else float(_scipy().norm.ppf(p))
 
 
 def mde_of(se: float, df: float, *, alpha: float, power: float) -> float:
@@ -63,8 +83,8 @@ def mde_of(se: float, df: float, *, alpha: float, power: float) -> float:
 
 def _one_sided(t: float, df: float) -> tuple[float, float]:
     if math.isfinite(df):
-        return float(stats.t.sf(t, df)), float(stats.t.cdf(t, df))
-    return float(stats.norm.sf(t)), float(stats.norm.cdf(t))
+        return float(_scipy().t.sf(t, df)), float(_scipy().t.cdf(t, df))
+    return float(_scipy().norm.sf(t)), float(_scipy().norm.cdf(t))
 
 
 # -- history mode ------------------------------------------------------------------------------
@@ -388,11 +408,11 @@ def counts_test(
     if fb + fc == 0:
         up = down = 1.0
     elif min(pooled * nb, pooled * nc) < 5:
-        up = float(stats.fisher_exact(table, alternative="greater").pvalue)
-        down = float(stats.fisher_exact(table, alternative="less").pvalue)
+        up = float(_scipy().fisher_exact(table, alternative="greater").pvalue)
+        down = float(_scipy().fisher_exact(table, alternative="less").pvalue)
     else:
         up, down = _one_sided(effect / pooled_se, math.inf) if pooled_se > 0 else (1.0, 1.0)
-    z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+    z = float(_scipy().norm.ppf(0.5 + CONFIDENCE / 2))
     mde = mde_of(max(pooled_se, 100 / max(nb, nc)), math.inf, alpha=alpha, power=power)
     return Estimate(effect, effect - z * se, effect + z * se, up, down, mde, se, math.inf)
 
@@ -401,4 +421,4 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """BH-adjusted p-values (the false discovery rate at which each test would be called)."""
     if not p_values:
         return []
-    return [float(x) for x in stats.false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]
+    return [float(x) for x in _scipy().false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]
