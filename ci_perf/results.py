@@ -43,6 +43,10 @@ MEASURES: dict[str, tuple[str, str, bool]] = {
 }
 
 
+# the collector keeps a few distinct failure messages per window; the rest are counted under this one
+OTHER_MESSAGES = "(other failure messages)"
+
+
 class ErrorCount(Strict):
     message: str
     count: int

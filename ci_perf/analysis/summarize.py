@@ -22,6 +22,7 @@ from ci_perf import sketches
 from ci_perf.config import LoadSettings
 from ci_perf.profiles import limits_crossed
 from ci_perf.results import (
+    OTHER_MESSAGES,
     ArmResult,
     Capacity,
     CollectedEndpointWindow,
@@ -81,10 +82,12 @@ def stats_from(latency: Sketch, *, requests: int, failures: int, seconds: float,
 
 
 def top_errors(windows: Iterable[EndpointWindow], limit: int = TOP_ERRORS) -> list[ErrorCount]:
+    """The most frequent failure messages; the collector's catch-all is left to the report's "other" row."""
     counts: Counter[str] = Counter()
     for window in windows:
         for error in window.errors:
-            counts[error.message] += error.count
+            if error.message != OTHER_MESSAGES:
+                counts[error.message] += error.count
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [ErrorCount(message=m, count=c) for m, c in ranked[:limit]]
 

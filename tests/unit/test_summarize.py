@@ -10,10 +10,19 @@ from ci_perf.analysis.summarize import (
     UNFINISHED_MESSAGE,
     scenario_keys,
     summarize_run,
+    top_errors,
     unfinished_after_ms,
 )
 from ci_perf.config import LoadSettings
-from ci_perf.results import CollectedEndpointWindow, CollectedRun, ErrorCount, TaskException, parse_result
+from ci_perf.results import (
+    OTHER_MESSAGES,
+    CollectedEndpointWindow,
+    CollectedRun,
+    EndpointWindow,
+    ErrorCount,
+    TaskException,
+    parse_result,
+)
 from tests.conftest import collected_run
 
 LOAD = LoadSettings(users=10, duration=10, warmup=2)
@@ -188,3 +197,14 @@ def test_a_version_2_result_still_reads_with_the_new_fields_at_their_defaults() 
     result = parse_result(json.dumps(document), source="old.json")
     assert result.aggregate.unfinished == 0
     assert (result.other_hosts, result.exceptions, result.meta.peak_users) == ([], [], 0)
+
+
+def test_the_collectors_catch_all_message_is_never_a_top_error_of_its_own() -> None:
+    """It joins the report's one "other (N)" row: a failures table never shows two "other" rows."""
+    errors = [
+        ErrorCount(message=OTHER_MESSAGES, count=50),
+        *(ErrorCount(message=f"E{i}", count=10 - i) for i in range(8)),
+    ]
+    window = EndpointWindow(start=0, requests=100, failures=86, latency=sketches.of_values([1.0]), errors=errors)
+    top = top_errors([window])
+    assert [e.message for e in top] == ["E0", "E1", "E2", "E3", "E4"]

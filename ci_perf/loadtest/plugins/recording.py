@@ -17,11 +17,10 @@ from urllib.parse import urlsplit
 
 from ci_perf import sketches
 from ci_perf.loadtest.protocol import Arm, Progress
-from ci_perf.results import CollectedEndpointWindow, CpuSample, ErrorCount, TaskException
+from ci_perf.results import OTHER_MESSAGES, CollectedEndpointWindow, CpuSample, ErrorCount, TaskException
 
 MAX_MESSAGES_PER_CELL = 10
 MAX_MESSAGE_CHARS = 300
-OTHER_MESSAGES = "(other failure messages)"
 MAX_EXCEPTION_KINDS = 50
 OTHER_EXCEPTIONS = ("(other exceptions)", "further distinct exceptions are counted here", None)
 PROGRESS_SPAN_S = 5.0
