@@ -169,7 +169,13 @@ class LoadSettings(Strict):
     master_host: str = Field(default="127.0.0.1", description="where the master listens for external workers")
     master_port: int = Field(default=5557, ge=1, le=65535, description="its port (external workers only)")
     worker_timeout: Duration = 120.0
-    stop_timeout: Duration = 10.0
+    stop_timeout: Duration = Field(
+        default=10.0,
+        description=(
+            "no longer waited for: the run ends when its time is up and requests still in flight are measured "
+            "(kept so that older configs load)"
+        ),
+    )
     think_time: Duration = 0.0
     arrival_rate: Rate | None = None
     stages: list[StageSetting] | None = None
