@@ -19,13 +19,16 @@ same tasks, ids and think times as its user and sends the same requests, until t
 answer differently and the code branches on it. Greenlets of neither (Locust's own, a user's own
 ``gevent.spawn``) draw from the process's generator as before.
 
-**Lockstep.** A user and its twin meet before each wait (``TaskSet.wait``, patched while duet is on):
-whichever finishes its task first waits for the other, then both think the same think time. Both
-arms therefore run the same tasks at the same moments, and a slower deployment does not get less
-load than the other (as two free-running closed loops would give it). Pytest-style users never
-wait, so theirs run free: each arm as fast as its deployment answers. Which of the two starts
-first is a coin flip; after that the pair is symmetric, so the arms are exchangeable when the
-deployments are the same (docs/STATISTICS.md, "Duet").
+**Lockstep.** A user and its twin meet before each request they send from their own greenlet (the
+client's ``request``, wrapped on the instance; a pytest-style file's session fixture too) and before
+each wait (``TaskSet.wait``, patched while duet is on): whichever gets there first waits for the
+other. Their k-th requests therefore start together and both arms send as many, a slower
+deployment does not get less load than the other (as two free-running closed loops would give
+it), and when the run ends the two are at most one request apart in a pair's own sequence — which
+the collector counts alike, in flight or done. Which of the two starts first is a coin flip; after
+that the pair is symmetric, so the arms are exchangeable when the deployments are the same
+(docs/STATISTICS.md, "Duet"). Requests from other greenlets (a task's own ``gevent.spawn``) do not
+meet.
 
 **Counting.** Twins live in a group of their own: Locust counts, ramps and stops only the users it
 started, each of which starts and stops its twin (graceful or forced, as Locust asks). ``users: N``
@@ -171,6 +174,8 @@ def _patch(user_class: type[User], base_url: str, rng: random.Random) -> None:
         setattr(self, _TWIN, twin)
         setattr(self, _PAIR, lockstep)
         setattr(twin, _PAIR, lockstep)
+        for user in (self, twin):
+            pair_requests(getattr(user, "client", None), user)
         twin_first = rng.random() < 0.5
         if twin_first:
             _spawn(twin, _twins, _run_twin)
@@ -195,6 +200,48 @@ def _patch(user_class: type[User], base_url: str, rng: random.Random) -> None:
         setattr(replacement, _PATCHED, True)
     user_class.start = start  # type: ignore[method-assign]
     user_class.stop = stop_pair  # type: ignore[method-assign]
+    if issubclass(user_class, PytestUser):
+        for function in user_class.functions:
+            if not getattr(function.obj, _PATCHED, False):
+                function.obj = _meeting_after(function.obj)
+
+
+def pair_requests(session: Any, user: User) -> None:
+    """Every request ``session`` sends from ``user``'s own greenlet first meets the twin's (once per session)."""
+    request = getattr(session, "request", None)
+    lockstep: Lockstep | None = getattr(user, _PAIR, None)
+    if request is None or lockstep is None or getattr(request, _PATCHED, False):
+        return
+
+    def paired_request(*args: Any, **kwargs: Any) -> Any:
+        if gevent.getcurrent() is user.greenlet:  # not a greenlet the task spawned: its partner is unknown
+            lockstep.meet()
+        return request(*args, **kwargs)
+
+    setattr(paired_request, _PATCHED, True)
+    session.request = paired_request
+
+
+def _meeting_after(test: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A pytest-style test function: its session's requests meet, and the pair meets after each call
+    (PytestUser never waits)."""
+
+    def paired_test(fixture: Any) -> None:
+        user = getattr(fixture, "user", None)  # session, fastsession: built with user=self
+        lockstep: Lockstep | None = getattr(user, _PAIR, None)
+        if user is None or lockstep is None:
+            test(fixture)
+            return
+        pair_requests(fixture, user)
+        try:
+            test(fixture)
+        except Exception:
+            lockstep.meet()
+            raise
+        lockstep.meet()
+
+    setattr(paired_test, _PATCHED, True)
+    return paired_test
 
 
 def _wait_in_lockstep(wait: Callable[[TaskSet], None]) -> Callable[[TaskSet], None]:
