@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.compat.cases import LOAD_STYLES, PYTEST_STYLE, PYTEST_STYLE_WITH_SETTINGS, Case, params
+from tests.compat.cases import LOAD_STYLES, Case, params
 from tests.compat.conftest import RunOf
 
 
@@ -29,11 +29,7 @@ def test_two_identical_deployments_give_no_regression(case: Case, duet_run: RunO
     assert not [reason for reason in run.report["gate_reasons"] if "regression" in reason]
 
 
-# pytest-style users never wait, so their twins run free instead of in lockstep (README, 'Duet mode')
-FREE_RUNNING = {PYTEST_STYLE: 4, PYTEST_STYLE_WITH_SETTINGS: 4}
-
-
-@pytest.mark.parametrize("case", params(LOAD_STYLES, pending_on=FREE_RUNNING))
+@pytest.mark.parametrize("case", params(LOAD_STYLES))
 def test_twins_load_both_deployments_alike_and_the_run_is_reliable(case: Case, duet_run: RunOf) -> None:
     run = duet_run(case)
     assert run.result is not None, run.stderr
