@@ -216,6 +216,8 @@ def pair_requests(session: Any, user: User) -> None:
     def paired_request(*args: Any, **kwargs: Any) -> Any:
         if gevent.getcurrent() is user.greenlet:  # not a greenlet the task spawned: its partner is unknown
             lockstep.meet()
+            if lockstep.ended and _state(user) == LOCUST_STATE_STOPPING:
+                raise StopUser  # Locust stopped the other before this request: this one stops before it too
         return request(*args, **kwargs)
 
     setattr(paired_request, _PATCHED, True)
@@ -270,7 +272,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
     rng = random.Random()  # noqa: S311 - which of a pair starts first, not cryptography
     for user_class in environment.user_classes:
         if not issubclass(user_class, TWINNABLE):
-            raise TypeError(f"duet mode needs HttpUser or FastHttpUser users; {user_class.__name__} is neither")
+            raise TypeError(
+                f"duet mode needs HttpUser, FastHttpUser or pytest-style users; {user_class.__name__} is none of them"
+            )
         _patch(user_class, _BASE_URL, rng)
     if not getattr(TaskSet.wait, _PATCHED, False):
         TaskSet.wait = _wait_in_lockstep(TaskSet.wait)  # type: ignore[method-assign]
