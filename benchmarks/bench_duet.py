@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import random
 import statistics
@@ -252,7 +253,7 @@ def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[flo
     out = io.StringIO()
     out.write(
         "mode         knob   true    noise  runs  false alarms/report  p95 power     95% CI coverage  sd log p95 ratio"
-        "  median MDE\n"
+        "  median MDE  mean p95 change\n"
     )
     for mode in ("duet", OTHER, "history"):
         for effect in (0.0, 0.05, 0.10):
@@ -262,6 +263,7 @@ def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[flo
                     continue
                 ratios = [r.log_ratio for r in rows if r.log_ratio is not None]
                 spread = statistics.stdev(ratios) if len(ratios) > 1 else float("nan")
+                change = math.expm1(statistics.fmean(ratios)) if ratios else float("nan")
                 power = share([r.hit for r in rows]) if effect else "–"
                 mdes = [r.mde for r in rows if r.mde is not None]
                 mde = f"{statistics.median(mdes):.1f} %" if mdes else "–"
@@ -269,7 +271,7 @@ def table(outcomes: dict[tuple[str, float, str], list[Outcome]], truth: dict[flo
                 out.write(
                     f"{mode:12} +{100 * effect:2.0f} %  {true:+5.1f} %  {noise:5}  {len(rows):4d}  "
                     f"{share([r.alarm for r in rows]):>19}  {power:>12}  {share([r.covered for r in rows]):>18}  "
-                    f"{100 * spread:6.2f} %  {mde:>10}\n"
+                    f"{100 * spread:6.2f} %  {mde:>10}  {100 * change:+13.1f} %\n"
                 )
     return out.getvalue()
 
