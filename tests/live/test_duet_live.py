@@ -433,3 +433,32 @@ def test_requests_in_flight_when_the_run_ends_count_on_their_own_arm(
     assert result.base is not None
     for arm in (result, result.base):
         assert _endpoint(arm, "GET /hang").stats.unfinished == 2  # one per user, on each deployment
+
+
+RAISING = """\
+from locust import HttpUser, task, constant
+
+class Raiser(HttpUser):
+    wait_time = constant(0.01)
+
+    @task
+    def me(self):
+        self.client.get("/me")
+        raise ValueError("no total")
+"""
+
+
+def test_a_task_exception_is_counted_once_though_the_twin_raises_it_too(
+    tmp_path: Path, two_shops: tuple[Shop, Shop]
+) -> None:
+    base, head = two_shops
+    locustfile = write(tmp_path / "locustfile.py", RAISING)
+    body = (
+        f"locustfile: {locustfile.name}\nload: {{users: 2, spawn_rate: 20, duration: 2s, warmup: 0s}}\n"
+        "readiness: {path: /health, timeout: 10s}\n"
+    )
+    result = _run(tmp_path, body, head=head.url, base=base.url).result
+    (raised,) = result.exceptions
+    requested = _endpoint(result, "GET /me").stats.requests  # the head's: the twins' are the base arm's
+    assert (raised.type, raised.message) == ("ValueError", "no total")
+    assert requested - 2 <= raised.count <= requested  # a user stopped between its request and the raise

@@ -179,8 +179,11 @@ class Collector:
             cell.last_end = end
 
     def on_user_error(self, user_instance: Any, exception: BaseException, tb: TracebackType | None, **_: Any) -> None:  # noqa: ARG002 - Locust's signature
-        """An unhandled exception in a user's task: counted by type, message and locustfile line."""
-        if self.closed:
+        """An unhandled exception in a user's task: counted by type, message and locustfile line.
+
+        In duet mode the base arm's twin runs the same code: only the head's exceptions are counted, once.
+        """
+        if self.closed or _arm_of(user_instance) != HEAD:
             return
         frames = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(tb)]
         self.exceptions.add(exception_key(exception, frames, _user_locustfiles(self.environment)))
@@ -373,6 +376,14 @@ def _every(seconds: float, action: Any) -> None:
     while True:
         gevent.sleep(seconds)
         action()
+
+
+def _arm_of(user_instance: Any) -> Arm:
+    """The arm a user (or, for a TaskSet's task, the TaskSet's user) loads: duet's twins say base."""
+    user = getattr(user_instance, "user", user_instance)  # Locust passes the TaskSet for a TaskSet's task
+    context = getattr(user, "context", None)
+    arm = context().get(ARM_KEY, HEAD) if callable(context) else HEAD
+    return BASE if arm == BASE else HEAD
 
 
 _collector: Collector | None = None
