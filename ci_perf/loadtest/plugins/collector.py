@@ -178,7 +178,7 @@ class Collector:
         if end > cell.last_end:  # noqa: PLR1730
             cell.last_end = end
 
-    def on_user_error(self, user_instance: Any, exception: BaseException, tb: TracebackType | None, **_: Any) -> None:  # noqa: ARG002 - Locust's signature
+    def on_user_error(self, user_instance: Any, exception: BaseException, tb: TracebackType | None, **_: Any) -> None:
         """An unhandled exception in a user's task: counted by type, message and locustfile line.
 
         In duet mode the base arm's twin runs the same code: only the head's exceptions are counted, once.
