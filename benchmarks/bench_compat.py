@@ -81,7 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per run (default 10)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--cases", nargs="*", choices=sorted(NAMES.values()), help="only these cases (default: all)")
     args = parser.parse_args()
+    cases = [case for case in LOAD_STYLES if not args.cases or NAMES[case] in args.cases]
     rng = random.Random(11)
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
@@ -91,7 +93,7 @@ def main() -> None:
             print(f"duration {args.duration:g} s, median of {args.repeats}; wall seconds, start to exit\n")
             print("| case | users | `locust --headless` | `ci-perf run` | ci-perf − locust | ci-perf − duration |")
             print("|---|--:|--:|--:|--:|--:|")
-            for case in LOAD_STYLES:
+            for case in cases:
                 directory = folder / NAMES[case]
                 runs: dict[str, list[float]] = {"locust": [], "ci-perf": []}
                 commands = {
