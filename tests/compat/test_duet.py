@@ -33,5 +33,8 @@ def test_two_identical_deployments_give_no_regression(case: Case, duet_run: RunO
 def test_twins_load_both_deployments_alike_and_the_run_is_reliable(case: Case, duet_run: RunOf) -> None:
     run = duet_run(case)
     assert run.result is not None, run.stderr
-    assert run.result["aggregate"]["requests"] == run.result["base"]["aggregate"]["requests"]
+    # in lockstep: the k-th requests of a user and its twin start together; the end of the run may fall
+    # between the two of a pair (one sent, the other never), at most once per user
+    head, base = run.result["aggregate"]["requests"], run.result["base"]["aggregate"]["requests"]
+    assert abs(head - base) <= case.users, (head, base)
     assert run.result["meta"]["reliable"], run.result["meta"]["unreliable_reasons"]

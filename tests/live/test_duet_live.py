@@ -67,9 +67,9 @@ def test_every_request_reaches_both_deployments_and_is_counted_on_its_arm(
     served = [s.total() for s in (head, base)]  # the service does not count the readiness probe
     assert [result.aggregate.requests, result.base.aggregate.requests] == served
     assert min(served) > 0
-    # a user and its twin meet before each request: the k-th of each pair start together, so
-    # when the run ends both arms have sent as many (the last in flight counts on both)
-    assert served[0] == served[1]
+    # a user and its twin meet before each request: the k-th of each pair start together; the end of
+    # the run can fall between the two sends of a pair (the second is then never sent), once per user
+    assert abs(served[0] - served[1]) <= 4
     assert outcome.report.comparison is not None
     assert outcome.report.comparison.mode == "duet"
     assert "measured in the same run" in (tmp_path / "out" / "report.md").read_text()
@@ -248,8 +248,8 @@ def test_both_arms_run_the_users_validation_and_identical_deployments_show_no_re
     # a twin draws the same items as its user: the same failures (but for one in flight at the end),
     # the same requests
     assert abs(invalid[0] - invalid[1]) <= 3
-    for name in ("GET /items", "GET /me", "GET /orders"):
-        assert _endpoint(result, name).stats.requests == _endpoint(result.base, name).stats.requests
+    for name in ("GET /items", "GET /me", "GET /orders"):  # the end may fall between a pair's two requests
+        assert abs(_endpoint(result, name).stats.requests - _endpoint(result.base, name).stats.requests) <= 3
     comparison = outcome.report.comparison
     assert comparison is not None
     assert comparison.mode == "duet"
@@ -401,7 +401,8 @@ def test_a_pytest_style_locustfile_runs_on_both_deployments_alike(tmp_path: Path
     assert min(f.failures for f in failed) > 0  # item 8 is not valid: the check fails it on both arms
     assert abs(failed[0].failures - failed[1].failures) <= 2  # but for each user's last request
     # pytest-style users never wait; their pairs meet after each test call, so both arms ran as many
-    assert result.aggregate.requests == result.base.aggregate.requests
+    # but for the call the end of the run cut short: at most its 3 requests per user
+    assert abs(result.aggregate.requests - result.base.aggregate.requests) <= 3 * 2
     comparison = outcome.report.comparison
     assert comparison is not None
     assert comparison.with_verdict("regression") == []
