@@ -99,12 +99,22 @@ class Httpbin:
             time.sleep(0.1)
 
 
-def start_httpbins(directory: Path, *, workers: tuple[int, ...]) -> list[Httpbin]:
-    """One httpbin per entry of ``workers`` (its gunicorn worker count), started side by side."""
+def start_httpbins(directory: Path, *, workers: tuple[int, ...], attempts: int = 3) -> list[Httpbin]:
+    """One httpbin per entry of ``workers`` (its gunicorn worker count), started side by side.
+
+    A server that does not come up (another process took its free port first) is started again.
+    """
     servers = [spawn_httpbin(directory, workers=count) for count in workers]
     try:
-        for server in servers:
-            server.wait_until_up()
+        for index, count in enumerate(workers):
+            for attempt in range(attempts):
+                try:
+                    servers[index].wait_until_up()
+                    break
+                except RuntimeError:
+                    if attempt == attempts - 1:
+                        raise
+                    servers[index] = spawn_httpbin(directory, workers=count)
     except RuntimeError:
         for server in servers:
             server.stop()
