@@ -182,6 +182,9 @@ def test_a_pull_request_is_compared_with_the_recorded_baseline_and_commented_onc
     assert story.first_outputs["verdict"] in {"pass", "inconclusive"}
     assert story.first_outputs["comment_url"].endswith(f"#issuecomment-{comment['id']}")
     assert story.first_outputs["comment_file_written"] == "false"
+    # a later step opens them from $GITHUB_WORKSPACE: the action's container paths would not exist there
+    assert story.first_outputs["result_path"] == "ci-perf-out/result.json"
+    assert story.first_outputs["report_path"] == "ci-perf-out/report.md"
     assert (story.repo.workspace / "ci-perf-out" / "junit.xml").is_file()
     summary = (story.repo.workspace.parent / "summary.md").read_text()
     assert MARKER in summary
