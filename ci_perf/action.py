@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from ci_perf.activities import Decision, decide
 from ci_perf.analysis.judge import Judgement
@@ -25,6 +26,7 @@ from ci_perf.github.gateway import GatewaySettings, GitHubGateway
 from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment
 from ci_perf.github.workflow import WorkflowLog, append_summary, write_outputs
 from ci_perf.junit import render_junit
+from ci_perf.loadtest.readiness import NotReady, is_loopback
 from ci_perf.pipeline import ProgressLine, baseline_history, conclude, run_pipeline
 from ci_perf.report import escape_markdown
 from ci_perf.results import RunResult, parse_result
@@ -176,7 +178,7 @@ def _run(
     if config.gate.comparison.baseline_target:
         out.info(f"duet mode: every request also goes to {config.gate.comparison.baseline_target}")
     out_dir = context.resolve(inputs.out_dir)
-    with out.group("ci-perf: load test"):
+    with out.group("ci-perf: load test"), _loopback_explained():
         outcome = run_pipeline(
             config,
             out_dir=out_dir,
@@ -347,6 +349,28 @@ def _publish(
     if report.status == "fail":
         out.error(f"ci-perf {report.headline}")
     return judged.judgement.exit_code_after_publishing(failed=bool(failures))
+
+
+LOOPBACK_HINT = (
+    "; as the Docker action, {host} is the action's own container: a Docker action runs in a network of its "
+    "own, so a service started on the runner (docker compose up, npm start &) is not at localhost there. "
+    "Target it as the job "
+    "sees it instead: a service container of the job (services: → http://<service name>:<port>), or a port "
+    "docker compose publishes on the runner through the Docker host's gateway (http://172.17.0.1:<port>); "
+    'or run ci-perf on the runner itself (README, "Reaching the service")'
+)
+
+
+@contextmanager
+def _loopback_explained() -> Iterator[None]:
+    """A loopback target that never became ready: say why that is likely in a Docker action, and the fixes."""
+    try:
+        yield
+    except NotReady as exc:
+        if not is_loopback(exc.url):
+            raise
+        host = urlsplit(exc.url).hostname
+        raise NotReady(str(exc) + LOOPBACK_HINT.format(host=host), url=exc.url) from exc
 
 
 def _config_error_summary(message: str) -> str:

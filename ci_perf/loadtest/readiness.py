@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
+from urllib.parse import urlsplit
 
 import httpx
 
 from ci_perf.config import Readiness, format_duration
 from ci_perf.errors import EnvironmentFailure
+
+
+class NotReady(EnvironmentFailure):
+    """The target never answered below 500 within ``readiness.timeout``."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine itself: ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def wait_until_ready(target: str, readiness: Readiness, *, transport: httpx.BaseTransport | None = None) -> float:
@@ -38,10 +59,11 @@ def _poll(url: str, readiness: Readiness, *, transport: httpx.BaseTransport | No
                     return time.monotonic() - began
                 last = f"HTTP {response.status_code}"
             if time.monotonic() + readiness.interval > deadline:
-                raise EnvironmentFailure(
+                raise NotReady(
                     f"the target did not become ready: GET {url} gave {last} for "
                     f"{format_duration(readiness.timeout)}; check the URL and that the service is up, "
-                    "or raise readiness.timeout"
+                    "or raise readiness.timeout",
+                    url=url,
                 )
             time.sleep(readiness.interval)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from ci_perf.action import run_action
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import LoadSettings
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
+from ci_perf.loadtest.readiness import NotReady
 from ci_perf.report import MARKER
 from ci_perf.results import load_result
 from ci_perf.store.github_branch import DataBranchStore
@@ -397,3 +399,23 @@ def test_publishing_that_fails_after_the_retries_keeps_the_result_and_exits_3(
     assert MARKER in (repo.workspace.parent / "summary.md").read_text()
     assert repo.outputs()["verdict"] in {"pass", "inconclusive"}
     assert [r["head_sha"] for r in fake.check_runs(REPO)] == [head]  # the check still went out
+
+
+def test_a_loopback_target_that_never_answers_says_why_a_docker_action_cannot_reach_it(
+    fake: FakeGitHub, demo: DemoService, tmp_path: Path
+) -> None:
+    """The runner starts a Docker action in a network of its own: localhost there is not the runner."""
+    repo = make_repo(fake, tmp_path, demo)
+    config = repo.workspace / "ci-perf.yml"
+    config.write_text(config.read_text().replace("timeout: 10s", "timeout: 1s"))
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nobody = f"http://localhost:{unused.getsockname()[1]}"  # bound, never listening: refused
+        with pytest.raises(NotReady) as raised:  # the command prints it as one sentence and exits 3
+            repo.push(INPUT_TARGET_URL=nobody)
+    message = str(raised.value)
+    assert raised.value.exit_code == 3
+    assert "did not become ready" in message
+    assert "the action's own container" in message
+    assert "services:" in message
+    assert "172.17.0.1" in message

@@ -17,6 +17,7 @@ from ci_perf.errors import InputError
 from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.workflow import WorkflowLog, write_outputs
 from ci_perf.junit import render_junit
+from ci_perf.loadtest.readiness import is_loopback
 from ci_perf.results import History
 from tests.support.runs import recorded_run
 
@@ -174,3 +175,19 @@ def test_the_baseline_url_input_turns_on_duet_mode_and_is_checked() -> None:
     assert duet.gate.comparison.fail_on == ["budget"]
     with pytest.raises(InputError, match="input baseline_url: 'staging' is not an http"):
         with_inputs(config, ActionInputs(baseline_url="staging"))
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://localhost:8000", True),
+        ("http://127.0.0.1:8000/", True),
+        ("http://127.0.1.1", True),
+        ("http://[::1]:8080", True),
+        ("http://api:8000", False),
+        ("http://172.17.0.1:8000", False),
+        ("https://pr-7.preview.example.com", False),
+    ],
+)
+def test_loopback_targets_are_told_apart_from_the_jobs_other_hosts(url: str, loopback: bool) -> None:
+    assert is_loopback(url) is loopback
