@@ -43,7 +43,11 @@ OPEN_MODEL = PLUGINS / "open_model.py"
 WRITTEN_GRACE_S = 0.5  # once the result is on disk, Locust's own shutdown (~2 s) is not worth waiting for
 STARTUP_GRACE_S = 60.0
 KILL_GRACE_S = 5.0
-SECRET_VARIABLES = ("GITHUB_TOKEN", "INPUT_GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN")
+# the job's credentials: the locustfile is the pull request's code and never sees them
+SECRET_VARIABLES = (
+    *("GITHUB_TOKEN", "INPUT_GITHUB_TOKEN", "GH_TOKEN"),
+    *("ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"),
+)
 
 
 @dataclass(frozen=True)

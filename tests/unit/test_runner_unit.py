@@ -16,7 +16,11 @@ CONFIG = Config(endpoints=["GET /a"], load={"processes": 2, "duration": 30, "war
 
 
 def test_the_locustfile_never_sees_the_github_token(tmp_path: Path) -> None:
-    base = {"GITHUB_TOKEN": "ghs_secret", "INPUT_GITHUB_TOKEN": "ghs_secret", "PATH": "/bin"}
+    base = {
+        **dict.fromkeys(("GITHUB_TOKEN", "INPUT_GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN"), "ghs_secret"),
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "ghs_secret",  # would let the locustfile mint the job's OIDC tokens
+        "PATH": "/bin",
+    }
     env = child_environment(CONFIG, collect_out=tmp_path / "c.json", progress=False, base=base)
     assert "ghs_secret" not in env.values()
     assert env["PATH"] == "/bin"
