@@ -280,9 +280,15 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     run_url = run.get("html_url") if isinstance(run.get("html_url"), str) else context.run_url
     judgement, markdown = conclude(
-        config.gate, result, history=history, out_dir=out_dir, echo=out.stream, run_url=run_url
+        config.gate, result, history=history, out_dir=out_dir, echo=out.stream, run_url=run_url, advisory=ADVISORY
     )
     return Judged(judgement=judgement, markdown=markdown, out_dir=out_dir, head_sha=head_sha, pull=pull.number)
+
+
+ADVISORY = (
+    "advisory: the numbers come from the pull request's own, unprivileged run (a fork's code chose them); "
+    "the budget and the baseline are the base branch's. A result that cannot be judged does not pass the check."
+)
 
 
 def _read_artifact(path: Path) -> RunResult:

@@ -227,12 +227,13 @@ def conclude(
     echo: TextIO | None,
     run_url: str | None = None,
     gate_changes: Sequence[str] = (),
+    advisory: str | None = None,
 ) -> tuple[Judgement, str]:
     """The common tail of every entry point: judge, render, write ``report.md``/``report.json``, print.
 
     Returns the judgement and the rendered markdown (what the comment, check and summary publish).
     """
-    judgement = judge(gate, result, history=history, gate_changes=gate_changes)
+    judgement = judge(gate, result, history=history, gate_changes=gate_changes, advisory=advisory)
     rendered = render(judgement.report, run_url=run_url)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.md").write_text(rendered.markdown, encoding="utf-8")

@@ -64,6 +64,7 @@ class Report(Frozen):
     capacity: Capacity | None = None  # breakpoint runs
     open_model: OpenModelResult | None = None  # arrival-rate runs
     gate_changes: list[str] = []  # budget/comparison settings a pull request changes (shown, not applied)
+    advisory: str | None = None  # why the verdict only advises (report mode: the numbers came from the PR's run)
     exceptions: list[TaskException] = []  # the users' unhandled task exceptions (named in the headline)
     other_hosts: list[EndpointResult] = []  # requests to other hosts (no windows): shown, never gated
 
@@ -314,8 +315,18 @@ class Judgement(Frozen):
         return EXIT_ENVIRONMENT if failed and self.exit_code == EXIT_PASS else self.exit_code
 
 
-def judge(gate: Gate, result: RunResult, *, history: History, gate_changes: Sequence[str] = ()) -> Judgement:
-    """Budget and comparison of one result with its history (or its own base arm, in duet mode)."""
+def judge(
+    gate: Gate,
+    result: RunResult,
+    *,
+    history: History,
+    gate_changes: Sequence[str] = (),
+    advisory: str | None = None,
+) -> Judgement:
+    """Budget and comparison of one result with its history (or its own base arm, in duet mode).
+
+    ``advisory``: why the verdict can only advise (shown above the report; the check run does not pass it).
+    """
     comparison = compare_runs(result, history.runs, settings=gate.comparison, matched_on=history.matched_on)
     budget = check_budget(gate.performance_budget, result)
     report = build_report(
@@ -330,7 +341,7 @@ def judge(gate: Gate, result: RunResult, *, history: History, gate_changes: Sequ
         capacity=result.capacity,
         open_model=result.open_model,
     )
-    return Judgement(report=_with_side_findings(report, result))
+    return Judgement(report=_with_side_findings(report, result).model_copy(update={"advisory": advisory}))
 
 
 def _with_side_findings(report: Report, result: RunResult) -> Report:

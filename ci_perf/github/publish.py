@@ -72,6 +72,9 @@ def publish_check(
     gateway: GitHubGateway, *, head_sha: str, report: Report, markdown: str, details_url: str | None
 ) -> CheckOutcome:
     conclusion = {"pass": "success", "fail": "failure", "inconclusive": "neutral"}[report.verdict]
+    blocks = report.verdict == "fail" or (report.advisory is not None and report.verdict == "inconclusive")
+    if blocks and conclusion == "neutral":  # neutral passes a required check: an advisory unknown must not
+        conclusion = "action_required" if details_url else "failure"
     title = _one_line(report.headline, 200)
     warnings = []
     try:
@@ -86,7 +89,7 @@ def publish_check(
         return CheckOutcome("check-run", url=url)
     except PermissionDenied as exc:
         warnings.append(f"no check run: {exc}; falling back to a commit status")
-    state = "failure" if report.verdict == "fail" else "success"
+    state = "failure" if blocks else "success"
     try:
         gateway.create_status(
             sha=head_sha,

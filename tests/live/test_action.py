@@ -236,6 +236,8 @@ def test_report_mode_posts_an_artifacts_result_judged_with_the_trusted_config(st
     (comment,) = repo.fake.comments(REPO, 7)
     assert "forged" not in str(comment["body"])
     assert "https://x/runs/1" in str(comment["body"])
+    assert "[!CAUTION]" in str(comment["body"])
+    assert "the numbers come from the pull request" in str(comment["body"])
     assert MARKER in (artifact / "report.md").read_text()
 
 

@@ -109,3 +109,34 @@ def test_the_check_falls_back_to_a_status_then_to_the_summary(github: tuple[Fake
     outcome = publish_check(gateway, head_sha=head, report=FAILING, markdown=markdown, details_url=None)
     assert outcome.kind == "summary-only"
     assert "statuses: write" in outcome.warnings[1]
+
+
+def _unjudged(advisory: str | None) -> Report:
+    """Nothing gates it (no budget rule, no default limit, no baseline): the verdict is inconclusive."""
+    budget = PerformanceBudget(default_error_rate_percent=None)
+    return judge(Gate(performance_budget=budget), recorded_run(), history=History(), advisory=advisory).report
+
+
+@pytest.mark.parametrize(
+    ("advisory", "details_url", "conclusion", "state"),
+    [
+        (None, "https://x/runs/1", "neutral", "success"),  # a run of our own that could not judge
+        ("advisory: the fork's numbers", "https://x/runs/1", "action_required", "failure"),
+        ("advisory: the fork's numbers", None, "failure", "failure"),  # action_required needs a details URL
+    ],
+)
+def test_an_advisory_verdict_that_cannot_judge_never_passes_a_required_check(
+    github: tuple[FakeGitHub, GitHubGateway], advisory: str | None, details_url: str | None, conclusion: str, state: str
+) -> None:
+    """Report mode judges numbers a fork chose; 'neutral' would count as passing for branch protection."""
+    fake, gateway = github
+    head = str(fake.branch_sha(REPO, "main"))
+    report = _unjudged(advisory)
+    assert report.verdict == "inconclusive"
+    markdown = render_markdown(report)
+    assert ("[!CAUTION]" in markdown) is (advisory is not None)
+    publish_check(gateway, head_sha=head, report=report, markdown=markdown, details_url=details_url)
+    assert fake.check_runs(REPO)[-1]["conclusion"] == conclusion
+    fake.deny("POST", r"/check-runs$")
+    publish_check(gateway, head_sha=head, report=report, markdown=markdown, details_url=details_url)
+    assert fake.statuses(REPO, head)[-1]["state"] == state
