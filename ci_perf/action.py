@@ -178,7 +178,7 @@ def _run(
     if config.gate.comparison.baseline_target:
         out.info(f"duet mode: every request also goes to {config.gate.comparison.baseline_target}")
     out_dir = context.resolve(inputs.out_dir)
-    with out.group("ci-perf: load test"), _loopback_explained():
+    with out.group("ci-perf: load test"), out.untrusted(), _loopback_explained():
         outcome = run_pipeline(
             config,
             out_dir=out_dir,
@@ -279,9 +279,10 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
     prefer_sha = None if result.base is not None else gateway.merge_base(pull.base_sha, head_sha)
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     run_url = run.get("html_url") if isinstance(run.get("html_url"), str) else context.run_url
-    judgement, markdown = conclude(
-        config.gate, result, history=history, out_dir=out_dir, echo=out.stream, run_url=run_url, advisory=ADVISORY
-    )
+    with out.untrusted():  # the artifact's text (endpoint names, messages) reaches the log's report
+        judgement, markdown = conclude(
+            config.gate, result, history=history, out_dir=out_dir, echo=out.stream, run_url=run_url, advisory=ADVISORY
+        )
     return Judged(judgement=judgement, markdown=markdown, out_dir=out_dir, head_sha=head_sha, pull=pull.number)
 
 

@@ -57,6 +57,21 @@ class WorkflowLog:
             if self.on_actions:
                 self._write("::endgroup::")
 
+    @contextmanager
+    def untrusted(self) -> Iterator[None]:
+        """Lines written inside are never workflow commands: the runner stops reading commands until a
+        token only this process knows (``::stop-commands::``). For text from load-test results (endpoint
+        names, error messages) that a pull request's code or an artifact chose."""
+        if not self.on_actions:
+            yield
+            return
+        token = f"ci-perf-{secrets.token_hex(16)}"
+        self._write(f"::stop-commands::{token}")
+        try:
+            yield
+        finally:
+            self._write(f"::{token}::")
+
     def config_problems(self, message: str, *, workspace: Path) -> None:
         """One ``::error file=…,line=…::`` annotation per problem of a ConfigError."""
         for raw in message.splitlines():

@@ -29,6 +29,7 @@ from ci_perf.results import load_result
 from ci_perf.store.github_branch import DataBranchStore
 from tests.conftest import DemoService, collected_run
 from tests.support.fake_github import FakeGitHub
+from tests.support.workflow_commands import workflow_commands
 
 REPO = "acme/shop"
 TOKEN = "ghs_test_installation_token"
@@ -421,3 +422,22 @@ def test_a_loopback_target_that_never_answers_says_why_a_docker_action_cannot_re
     assert "the action's own container" in message
     assert "services:" in message
     assert "172.17.0.1" in message
+
+
+def test_report_mode_never_lets_the_artifacts_text_become_a_workflow_command(story: Story, tmp_path: Path) -> None:
+    """An endpoint name is the pull request's text: as a line of the log it must stay a line."""
+    repo = story.repo
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    result = json.loads((repo.workspace / "ci-perf-out" / "result.json").read_text())
+    for number, endpoint in enumerate(result["endpoints"]):
+        endpoint["name"] = ["::error::pwned", "##[error]pwned", "::add-mask::pwned"][number % 3]
+    (artifact / "result.json").write_text(json.dumps(result))
+    event = {"workflow_run": {"head_sha": story.head, "pull_requests": [], "html_url": "https://x/runs/2"}}
+    environ = repo.environ(
+        "workflow_run", event, INPUT_OUT_DIR=str(artifact), INPUT_TARGET_URL="", GITHUB_ACTIONS="true"
+    )
+    code, log = act(environ, repo.workspace)
+    assert code in {0, 1}, log
+    assert "pwned" in log  # the report was printed …
+    assert not [line for line in workflow_commands(log) if "pwned" in line]  # … never as a command

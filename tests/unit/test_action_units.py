@@ -20,6 +20,7 @@ from ci_perf.junit import render_junit
 from ci_perf.loadtest.readiness import is_loopback
 from ci_perf.results import History
 from tests.support.runs import recorded_run
+from tests.support.workflow_commands import workflow_commands
 
 
 @pytest.mark.parametrize(
@@ -191,3 +192,22 @@ def test_the_baseline_url_input_turns_on_duet_mode_and_is_checked() -> None:
 )
 def test_loopback_targets_are_told_apart_from_the_jobs_other_hosts(url: str, loopback: bool) -> None:
     assert is_loopback(url) is loopback
+
+
+def test_text_written_as_untrusted_never_becomes_a_workflow_command() -> None:
+    stream = io.StringIO()
+    log = WorkflowLog(stream, on_actions=True)
+    hostile = "::error::pwned\n::add-mask::x\n##[error]pwned\n::stop-commands::guess\n::guess::\n::error::after"
+    with log.untrusted():
+        stream.write(hostile + "\n")
+    log.warning("ours")
+    commands = workflow_commands(stream.getvalue())
+    assert len(commands) == 3  # stop, resume, our warning
+    stop, resume, ours = commands
+    token = stop.removeprefix("::stop-commands::")
+    assert len(token) >= 32  # unguessable: a random token per block
+    assert resume == f"::{token}::"
+    assert ours == "::warning title=ci-perf::ours"
+    with log.untrusted():
+        pass
+    assert workflow_commands(stream.getvalue())[3] != stop  # a new token each time
