@@ -119,6 +119,21 @@ def test_hostile_endpoint_names_and_messages_cannot_break_the_comment() -> None:
         assert bad not in markdown
 
 
+def test_an_artifacts_load_settings_are_escaped_where_the_report_shows_them() -> None:
+    """Report mode reads result.json from a pull request's run: meta.load is its text too."""
+    result = summarize_run(
+        collected_run(endpoints={"GET /a": [5.0] * 10}), load=LOAD, target="http://x", tool_version="t"
+    )
+    hostile = "<img src=x onerror=alert(1)>@team"
+    load = {**result.meta.load, "users": hostile, "spawn_rate": hostile, "processes": hostile}
+    meta = result.meta.model_copy(update={"load": load, "peak_users": 0})
+    report = judge(CONFIG.gate, result.model_copy(update={"meta": meta}), history=History()).report
+    markdown = render_markdown(report)
+    for bad in ("<img", "@team"):
+        assert bad not in markdown
+    assert "&lt;img" in markdown  # shown, as text
+
+
 def test_the_comment_never_exceeds_githubs_limit_and_says_what_was_cut() -> None:
     many = {f"GET /api/item/{i:04d}/{'x' * 60}": [5.0, 6.0] for i in range(1_500)}
     result = summarize_run(collected_run(endpoints=many, windows=3), load=LOAD, target="http://x", tool_version="t")
