@@ -361,8 +361,8 @@ def _publish(
 LOOPBACK_HINT = (
     "; as the Docker action, {host} is the action's own container: a Docker action runs in a network of its "
     "own, so a service started on the runner (docker compose up, npm start &) is not at localhost there. "
-    "Target it as the job "
-    "sees it instead: a service container of the job (services: → http://<service name>:<port>), or a port "
+    "Target it as the job sees it instead: a service container of the job (services: → "
+    "http://<service name>:<port>), or a port "
     "docker compose publishes on the runner through the Docker host's gateway (http://172.17.0.1:<port>); "
     'or run ci-perf on the runner itself (README, "Reaching the service")'
 )
