@@ -254,10 +254,10 @@ def _gate_from_base(
 
 
 def _repository_path(context: ActionContext, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(context.workspace.resolve()).as_posix()
-    except ValueError as exc:
-        raise InputError(f"input config: {path} is outside the repository ({context.workspace})") from exc
+    relative = context.in_workspace(path)
+    if relative is None:
+        raise InputError(f"input config: {path} is outside the repository ({context.workspace})")
+    return relative
 
 
 def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGateway, out: WorkflowLog) -> Judged:

@@ -120,16 +120,20 @@ class ActionContext(Frozen):
         candidate = Path(path)
         return candidate if candidate.is_absolute() else self.workspace / candidate
 
+    def in_workspace(self, path: Path) -> str | None:
+        """``path`` relative to the workspace (``ci-perf-out/result.json``); ``None`` when it lies outside."""
+        try:
+            return path.resolve().relative_to(self.workspace.resolve()).as_posix()
+        except ValueError:
+            return None
+
     def for_later_steps(self, path: Path) -> str:
         """A path as a later step of the job can open it: relative to the workspace when inside it.
 
         A Docker action sees the workspace at ``/github/workspace``; the runner passes outputs on as
         they are, and the job's other steps see the workspace elsewhere (``$GITHUB_WORKSPACE``).
         """
-        try:
-            return path.resolve().relative_to(self.workspace.resolve()).as_posix()
-        except ValueError:
-            return str(path)
+        return self.in_workspace(path) or str(path)
 
 
 def _pull_from_payload(pr: dict[str, Any]) -> PullRequest | None:
