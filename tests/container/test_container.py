@@ -1,33 +1,18 @@
 """The GitHub Action's image: our Dockerfile built on a local Debian base and used without running a container.
 
-How and why: docs/CONTAINER.md. CI_PERF_CONTAINER_TEST decides what happens where the tools are missing:
-``required`` (.ci/run sets it) fails, ``skip`` skips always, unset (``auto``) runs where podman, mmdebstrap
-and root are at hand and skips with the reason elsewhere.
+How and why: docs/CONTAINER.md. The ``image`` and ``rootfs`` fixtures (conftest.py) build and unpack the
+image once per session, and skip or fail where the tools are missing (CI_PERF_CONTAINER_TEST).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
-import pytest
-
 from tests.conftest import DemoService, write
-from tests.container.image import (
-    REPO,
-    BuiltImage,
-    build_image,
-    in_rootfs,
-    missing_requirements,
-    mounts_under,
-    remove_tree,
-    unpack,
-)
+from tests.container.image import REPO, BuiltImage, in_rootfs
 
 WORKSPACE = "/github/workspace"  # where GitHub runs a Docker action
 
@@ -46,35 +31,6 @@ def test_the_dockerfile_installs_the_makefiles_uv() -> None:
     assert makefile is not None
     assert dockerfile is not None
     assert dockerfile[1] == makefile[1]
-
-
-@pytest.fixture(scope="module")
-def image() -> BuiltImage:
-    mode = os.environ.get("CI_PERF_CONTAINER_TEST", "auto")
-    if mode not in {"auto", "required", "skip"}:
-        pytest.fail(f"CI_PERF_CONTAINER_TEST={mode!r}: use required, skip or auto")
-    if mode == "skip":
-        pytest.skip("CI_PERF_CONTAINER_TEST=skip")
-    if missing := missing_requirements():
-        reason = f"the container test needs {', '.join(missing)} (.ci/run installs podman and mmdebstrap)"
-        if mode == "required":
-            pytest.fail(f"CI_PERF_CONTAINER_TEST=required: {reason}")
-        pytest.skip(reason)
-    return build_image()
-
-
-@pytest.fixture(scope="module")
-def rootfs(image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("rootfs")
-    try:
-        unpack(image, root)
-        yield root
-        print("container test, seconds:", {step: round(s, 1) for step, s in image.seconds.items()})
-        assert not mounts_under(root)
-        left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(root) in " ".join(p.info["cmdline"] or [])]
-        assert not left, f"processes still use the image's filesystem: {left}"
-    finally:
-        remove_tree(root)  # refuses, rather than delete through a mount
 
 
 def run_in_image(image: BuiltImage, rootfs: Path, *args: str, workdir: str = "/") -> tuple[int, str]:
