@@ -58,8 +58,10 @@ class DemoService:
             self.process.stdout.close()
 
 
-def start_demo_service(knobs: dict[str, dict[str, float]] | None = None) -> DemoService:
-    command = [sys.executable, "-m", "ci_perf.demo.service", "--port", "0", "--knobs", json.dumps(knobs or {})]
+def start_demo_service(knobs: dict[str, dict[str, float]] | None = None, *, host: str = "127.0.0.1") -> DemoService:
+    """The demo service on a free port of ``host`` (loopback unless a test needs another local address)."""
+    command = [sys.executable, "-m", "ci_perf.demo.service", "--host", host, "--port", "0"]
+    command += ["--knobs", json.dumps(knobs or {})]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
