@@ -52,7 +52,7 @@ def upsert_comment(
             reason = "nothing changed since the last comment" if last else "nothing to report"
             return CommentOutcome("unchanged", url=last.url if last else None, reason=reason)
         if last is None:
-            made = gateway.create_comment(number, markdown)
+            made = gateway.create_comment(number, markdown, marker=MARKER)
             return CommentOutcome("created", url=made.url)
         return CommentOutcome("updated", url=gateway.edit_comment(number, last.id, markdown))
     except PermissionDenied as exc:

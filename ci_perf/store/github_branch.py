@@ -5,20 +5,27 @@ Layout of the branch (an orphan: it shares no history with the code)::
     README.md                                        what this branch is
     index.json                                       {"schema_version": 1, "runs": [IndexEntry, ...]}
     runs/<scenario_key>/<branch>/<time>-<sha>.json   the full RunResult of each recorded run
+    suites/<suite>/index.json, suites/<suite>/runs/  the same for a named suite (the action's ``id``)
+
+Several suites of one repository (a matrix of services) share the branch, each in its own
+folder, so that none overwrites another's history; the default suite ("") is the root.
 
 A run is recorded with one commit made through the Git Data API (blobs → tree → commit) and
 a compare-and-swap on the branch ref (a fast-forward-only update): when another job moved
 the branch meanwhile, the update is refused and the record is redone on the new tip, up to
 ``MAX_ATTEMPTS`` times with jittered back-off. So concurrent recorders never lose a run and
-never rewrite each other's. Retention keeps the last ``keep`` runs per scenario and branch;
-older files leave the tree in the same commit, so the branch never bloats (old commits keep
-them in git history, as any deleted file).
+never rewrite each other's. A branch protected against the update is not a race: the gateway
+says so at once. Recording a commit again (a re-run of the job) replaces that commit's run of
+the same scenario and branch, so a re-run never counts twice in the history. Retention keeps
+the last ``keep`` runs per scenario and branch; older files leave the tree in the same commit,
+so the branch never bloats (old commits keep them in git history, as any deleted file).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 
@@ -32,6 +39,7 @@ from ci_perf.store import IndexEntry, index_entry, run_file_name, select_history
 
 INDEX = "index.json"
 MAX_ATTEMPTS = 8
+SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 README = """# ci-perf data
 
 This branch is written by [ci-perf](https://github.com/) on pushes to the default branch: one
@@ -53,32 +61,44 @@ class DataBranchStore:
         *,
         branch: str = "ci-perf-data",
         keep: int = 100,
+        suite: str = "",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if suite and (not SUITE_NAME.fullmatch(suite) or ".." in suite):
+            raise InputError(
+                f"suite {suite!r} cannot name a folder on the data branch: use up to 64 letters, digits, '.', '_' "
+                "and '-', starting with a letter or digit (the action's id input)"
+            )
         self.gateway = gateway
         self.branch = branch
         self.keep = keep
+        self.suite = suite
+        self.root = f"suites/{suite}/" if suite else ""
         self._sleep = sleep
 
+    @property
+    def index_path(self) -> str:
+        return f"{self.root}{INDEX}"
+
     def record(self, result: RunResult) -> str:
-        file = f"runs/{run_file_name(result)}"
+        """Add ``result`` (replacing an earlier run of the same commit, scenario and branch); return where."""
+        file = f"{self.root}runs/{run_file_name(result)}"
         content = result.model_dump_json().encode()
         entry = index_entry(result, file)
+        sha = (result.meta.git_sha or "unknown")[:12]
         for attempt in range(1, MAX_ATTEMPTS + 1):
             tip = self.gateway.branch_tip(self.branch)
             tree = self.gateway.tree_of(tip) if tip else None
-            index = self._index(tree)
-            runs, dropped = _retain([*[e for e in index.runs if e.file != file], entry], keep=self.keep)
-            files: dict[str, bytes | None] = {file: content, INDEX: _dump(DataIndex(runs=runs))}
-            files.update({e.file: None for e in dropped if tree and e.file in tree.files})
-            if tree is None:
-                files["README.md"] = README.encode()
-            message = f"ci-perf: record {result.meta.scenario_key} @ {(result.meta.git_sha or 'unknown')[:12]}"
+            files, replaced = self._changes(tree, entry, content)
+            verb = "re-record" if replaced else "record"
             commit = self.gateway.commit_files(
-                parent=tip, base_tree=tree.sha if tree else None, files=files, message=message
+                parent=tip,
+                base_tree=tree.sha if tree else None,
+                files=files,
+                message=f"ci-perf: {verb} {result.meta.scenario_key} @ {sha}",
             )
             moved = (
-                self.gateway.move_branch(self.branch, commit)
+                self.gateway.move_branch(self.branch, commit, parent=tip)
                 if tip
                 else self.gateway.create_branch(self.branch, commit)
             )
@@ -114,17 +134,39 @@ class DataBranchStore:
             runs.append(parse_result(self.gateway.read_blob(blob).decode("utf-8", errors="replace"), source=source))
         return History(runs=runs, matched_on=chosen.matched_on, anchor_sha=chosen.anchor_sha)
 
+    def _changes(self, tree: Tree | None, entry: IndexEntry, content: bytes) -> tuple[dict[str, bytes | None], bool]:
+        """The files of the record's commit (``None`` deletes), and whether it replaces a run of the same commit."""
+        index = self._index(tree)
+        replaced = [e for e in index.runs if e.file == entry.file or _same_commit(e, entry)]
+        runs, dropped = _retain([*[e for e in index.runs if e not in replaced], entry], keep=self.keep)
+        files: dict[str, bytes | None] = {
+            e.file: None for e in [*replaced, *dropped] if tree and e.file in tree.files and e.file != entry.file
+        }
+        files |= {entry.file: content, self.index_path: _dump(DataIndex(runs=runs))}
+        if tree is None:
+            files["README.md"] = README.encode()
+        return files, bool(replaced)
+
     def _index(self, tree: Tree | None) -> DataIndex:
-        if tree is None or INDEX not in tree.files:
+        if tree is None or self.index_path not in tree.files:
             return DataIndex()
-        text = self.gateway.read_blob(tree.files[INDEX])
+        text = self.gateway.read_blob(tree.files[self.index_path])
         try:
             return DataIndex.model_validate_json(text)
         except ValidationError as exc:
             raise InputError(
-                f"{self.branch}:{INDEX} is not a ci-perf index; fix or delete the file on that branch "
+                f"{self.branch}:{self.index_path} is not a ci-perf index; fix or delete the file on that branch "
                 "(deleting it starts a new history)"
             ) from exc
+
+
+def _same_commit(recorded: IndexEntry, new: IndexEntry) -> bool:
+    """A run of the same commit, scenario and branch: a re-run of the record job, which replaces it."""
+    return recorded.sha is not None and (recorded.sha, recorded.scenario_key, recorded.branch) == (
+        new.sha,
+        new.scenario_key,
+        new.branch,
+    )
 
 
 def _retain(entries: list[IndexEntry], *, keep: int) -> tuple[list[IndexEntry], list[IndexEntry]]:

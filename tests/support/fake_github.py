@@ -2,7 +2,7 @@
 
 It owns the in-memory state of a few repositories (git objects, refs, pull requests, issue comments,
 check runs, commit statuses and tokens), a seeding API for tests, inspection helpers, and fault injection
-(`fail_next`, `rate_limit_next`, `deny`). Only the standard library is used.
+(`fail_next`, `rate_limit_next`, `deny`, `protect_branch`). Only the standard library is used.
 
 Usage::
 
@@ -28,7 +28,12 @@ Semantics follow github.com where tests can observe them:
 - "app" tokens act like GITHUB_TOKEN (`GET /user` is 403, writes are authored by a Bot); "user" tokens act
   like personal access tokens and, as on github.com, may not create check runs (403);
 - an invalid token is 401 "Bad credentials"; no token at all is anonymous: public reads work, writes are 401;
-- list endpoints honour `per_page`/`page` and send a `Link` header with `next`/`last`/`first`/`prev`.
+- list endpoints honour `per_page`/`page` and send a `Link` header with `next`/`last`/`first`/`prev`;
+- a fault can strike before the request takes effect (nothing happened) or after it (`fail_next(..., after=True)`:
+  the comment exists, the answer is a 502; `status=0` closes the connection without an answer), as a gateway
+  timeout or a reset connection does on github.com;
+- a protected branch (`protect_branch`) refuses ref updates with GitHub's 422 bodies: a ruleset's "Repository
+  rule violations found" and "Reference update failed" on creation, classic protection's required status check.
 """
 
 from __future__ import annotations
@@ -51,14 +56,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self
 
-__all__ = ["FakeGitHub", "TokenKind"]
+__all__ = ["FakeGitHub", "ProtectionKind", "TokenKind"]
 
 TokenKind = Literal["app", "user"]
+ProtectionKind = Literal["ruleset", "classic"]
 
 COMMENT_BODY_LIMIT = 65_536
 CHECK_RUN_TEXT_LIMIT = 65_535
 STATUS_DESCRIPTION_LIMIT = 140
 DOCS_URL = "https://docs.github.com/rest"
+# github.com's answers to a ref update on a protected branch (REST "Update a reference" / "Create a reference")
+RULESET_UPDATE_REFUSED = "Repository rule violations found\n\nChanges must be made through a pull request.\n\n"
+RULESET_CREATE_REFUSED = "Reference update failed"
+CLASSIC_UPDATE_REFUSED = 'Required status check "build" is expected.'
+UPDATE_REF_DOCS = "https://docs.github.com/rest/git/refs#update-a-reference"
+CREATE_REF_DOCS = "https://docs.github.com/rest/git/refs#create-a-reference"
+PROTECTED_BRANCH_DOCS = "https://docs.github.com/articles/about-protected-branches"
 _BOT_IDS = {"github-actions[bot]": 41_898_282}
 _GITHUB_ACTIONS_APP = {"id": 15_368, "slug": "github-actions", "node_id": "MDM6QXBwMTUzNjg=", "name": "GitHub Actions"}
 _TREE_MODES = {"100644": "blob", "100755": "blob", "120000": "blob", "040000": "tree", "160000": "commit"}
@@ -160,6 +173,7 @@ class _Repo:
     private: bool
     fork: bool = False
     refs: dict[str, str] = field(default_factory=dict)  # "refs/heads/main" -> commit sha
+    protected: dict[str, ProtectionKind] = field(default_factory=dict)  # "refs/heads/x" -> how
 
 
 @dataclass
@@ -226,6 +240,7 @@ class _Fault:
     body: Any
     headers: dict[str, str]
     reset_in: float | None = None  # rate-limit faults compute x-ratelimit-reset when they fire
+    after: bool = False  # the request takes effect first; only its answer is lost
 
 
 @dataclass(frozen=True)
@@ -248,7 +263,7 @@ class _Request:
 
 @dataclass
 class _Response:
-    status: int
+    status: int  # 0: no answer, the connection is closed
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -257,7 +272,7 @@ class _ApiError(Exception):
     def __init__(self, status: int, message: str | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
-        self.body = {"message": message or "Not Found", **extra, "documentation_url": DOCS_URL, "status": str(status)}
+        self.body = {"message": message or "Not Found", "documentation_url": DOCS_URL, **extra, "status": str(status)}
 
 
 def _not_found(message: str = "Not Found") -> _ApiError:
@@ -335,6 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
         response = self.server.fake._handle(
             self.command, self.path, authorization=self.headers.get("Authorization"), raw_body=raw_body
         )
+        if response.status == 0:  # a lost answer: the client reads end-of-stream where the status line should be
+            self.close_connection = True
+            return
         payload = b"" if response.body is None else json.dumps(response.body).encode()
         self.send_response(response.status)
         for name, value in response.headers.items():
@@ -603,8 +621,16 @@ class FakeGitHub:
         count: int = 1,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        after: bool = False,
     ) -> None:
-        """Answer the next `count` requests matching `method` ("*" for any) and `re.search(path_regex, path)`."""
+        """Answer the next `count` requests matching `method` ("*" for any) and `re.search(path_regex, path)`.
+
+        With `after=True` each request is carried out first and only its answer is replaced: the lost-response case
+        (a 502/504 from GitHub's front end, a reset connection) in which a comment or check run exists though the
+        client saw an error. `status=0` sends no answer at all: the connection is closed.
+        """
+        default_body = {"message": HTTPStatus(status).phrase} if status else None
         with self._lock:
             self._faults.append(
                 _Fault(
@@ -612,8 +638,9 @@ class FakeGitHub:
                     pattern=re.compile(path_regex),
                     status=status,
                     remaining=count,
-                    body=body if body is not None else {"message": HTTPStatus(status).phrase},
+                    body=body if body is not None else default_body,
                     headers=dict(headers or {}),
+                    after=after,
                 )
             )
 
@@ -658,6 +685,16 @@ class FakeGitHub:
         with self._lock:
             self._denials.clear()
 
+    def protect_branch(self, repo: str, branch: str, kind: ProtectionKind = "ruleset") -> None:
+        """Protect `branch` (existing or not): creating, moving or deleting it through the API is refused with 422.
+
+        "ruleset" answers as a repository ruleset with "Require a pull request" does (the update is refused with
+        "Repository rule violations found", the creation with "Reference update failed"); "classic" as a branch
+        protection rule with a required status check that no commit of the branch has.
+        """
+        with self._lock:
+            self._repo_record(repo).protected[f"refs/heads/{branch}"] = kind
+
     # ------------------------------------------------------------------ request handling
 
     def _handle(self, method: str, target: str, *, authorization: str | None, raw_body: bytes) -> _Response:
@@ -693,10 +730,18 @@ class FakeGitHub:
             fault.remaining -= 1
             if fault.remaining <= 0:
                 self._faults.remove(fault)
+            if fault.after:
+                with contextlib.suppress(_ApiError):  # the request's own refusal is lost with its answer
+                    self._serve_request(method, raw_path, path, query, authorization, raw)
             headers = dict(fault.headers)
             if fault.reset_in is not None:
                 headers["x-ratelimit-reset"] = str(math.ceil(time.time() + fault.reset_in))
             return _Response(fault.status, fault.body, headers)
+        return self._serve_request(method, raw_path, path, query, authorization, raw)
+
+    def _serve_request(
+        self, method: str, raw_path: str, path: str, query: dict[str, str], authorization: str | None, raw: bytes
+    ) -> _Response:
         token, actor = self._authenticate(authorization)
         for denial in self._denials:
             if _method_matches(denial.method, method) and denial.pattern.search(path) and denial.token in {None, token}:
@@ -800,7 +845,8 @@ class FakeGitHub:
         if sha is None:
             raise _not_found("Branch not found")
         url = f"{self._repo_url(repo)}/branches/{urllib.parse.quote(branch)}"
-        body = {"name": branch, "commit": self._commit_json(repo, sha), "protected": False, "url": url}
+        protected = f"refs/heads/{branch}" in repo.protected
+        body = {"name": branch, "commit": self._commit_json(repo, sha), "protected": protected, "url": url}
         return _Response(200, body)
 
     # ------------------------------------------------------------------ endpoints: pulls and issues
@@ -1174,6 +1220,7 @@ class FakeGitHub:
             raise _invalid("Object does not exist")
         if ref in repo.refs:
             raise _invalid("Reference already exists")
+        self._check_protection(repo, ref, creating=True)
         repo.refs[ref] = sha
         return _Response(201, self._ref_json(repo, ref))
 
@@ -1187,14 +1234,28 @@ class FakeGitHub:
             raise _invalid("Object does not exist")
         if not force and repo.refs[full] not in self._ancestors(sha):
             raise _invalid("Update is not a fast forward")
+        self._check_protection(repo, full, creating=False)
         repo.refs[full] = sha
         return _Response(200, self._ref_json(repo, full))
 
     def _delete_ref(self, req: _Request, owner: str, name: str, ref: str) -> _Response:
         repo = self._writable_repo(req, owner, name)
-        if repo.refs.pop(self._full_ref(ref), None) is None:
+        full = self._full_ref(ref)
+        if full in repo.protected and full in repo.refs:
+            raise _ApiError(422, "Cannot delete a protected branch", documentation_url=PROTECTED_BRANCH_DOCS)
+        if repo.refs.pop(full, None) is None:
             raise _invalid("Reference does not exist")
         return _Response(204)
+
+    @staticmethod
+    def _check_protection(repo: _Repo, ref: str, *, creating: bool) -> None:
+        kind = repo.protected.get(ref)
+        if kind == "classic":
+            raise _ApiError(422, CLASSIC_UPDATE_REFUSED, documentation_url=PROTECTED_BRANCH_DOCS)
+        if kind == "ruleset" and creating:
+            raise _ApiError(422, RULESET_CREATE_REFUSED, documentation_url=CREATE_REF_DOCS)
+        if kind == "ruleset":
+            raise _ApiError(422, RULESET_UPDATE_REFUSED, documentation_url=UPDATE_REF_DOCS)
 
     def _get_contents(self, req: _Request, owner: str, name: str, path: str) -> _Response:
         repo = self._visible_repo(req, owner, name)
