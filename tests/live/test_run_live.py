@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psutil
 import pytest
 
-from ci_perf.loadtest.protocol import ENV_VARIABLES
 from ci_perf.loadtest.runner import free_port
 from ci_perf.results import SCHEMA_VERSION
 from tests.conftest import DemoService, write
+from tests.support.processes import locust_left
 
 ZERO_CODE = """\
 target: {url}
@@ -62,25 +61,6 @@ def zero_code_config(tmp_path: Path, url: str, *, duration: str = "3s", processe
 def requests_in(result_path: Path) -> int:
     result = json.loads(result_path.read_text())
     return sum(w["requests"] for e in result["endpoints"] for w in e["windows"])
-
-
-# every Locust process a run starts (master and forked workers) has this in its environment,
-# pointing into that run's out dir (ci_perf.loadtest.protocol.PluginSettings.collect_out)
-COLLECT_OUT = ENV_VARIABLES["collect_out"]
-
-
-def locust_left(out_dir: Path) -> list[int]:
-    """The processes still alive of the run writing to ``out_dir`` (not other runs on the machine)."""
-    out_dir = out_dir.resolve()
-    left = []
-    for process in psutil.process_iter():
-        try:
-            collect_out = process.environ().get(COLLECT_OUT)
-            if collect_out and (Path(process.cwd()) / collect_out).resolve().is_relative_to(out_dir):
-                left.append(process.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's: not this run's
-            continue
-    return left
 
 
 def test_counts_equal_the_services_own_counter_with_one_process(tmp_path: Path, demo: DemoService) -> None:
