@@ -42,6 +42,9 @@ from requests.exceptions import RetryError
 from ci_perf.errors import GitHubError, PermissionDenied
 
 GITHUB_ACTIONS_BOT = "github-actions[bot]"
+# GitHub's 422 messages for a lost race on a ref (as opposed to a protected branch refusing the write)
+NOT_FAST_FORWARD = "Update is not a fast forward"
+REF_EXISTS = "Reference already exists"
 _T = TypeVar("_T")
 
 
@@ -314,44 +317,52 @@ class GitHubGateway:
     def create_branch(self, branch: str, sha: str) -> bool:
         """Create ``branch`` at ``sha``; ``False`` when someone else created it first.
 
-        GitHub answers 422 both when the branch exists and when a ruleset refuses to create it, so the
-        ref is read back instead of the message trusted: absent means refused (``GitHubError`` saying
-        the branch is protected); at ``sha``, our own create whose first answer was lost.
+        GitHub answers 422 both when the branch exists and when a ruleset refuses to create it
+        ("Reference update failed"), so the ref is read back: at ``sha``, it is our own create whose
+        first answer was lost; absent, and GitHub did not say it exists (a read lagging behind the
+        race), the create was refused: ``GitHubError`` saying the branch is protected.
         """
-        with _translate(f"creating branch {branch}", permission="contents: write"):
-            try:
-                self._repo.create_git_ref(f"refs/heads/{branch}", sha)
-            except GithubException as exc:
-                if exc.status != 422:
-                    raise
-                refusal = exc
-            else:
-                return True
+        refusal = self._write_ref(
+            f"creating branch {branch}", lambda: self._repo.create_git_ref(f"refs/heads/{branch}", sha)
+        )
+        if refusal is None:
+            return True
         tip = self.branch_tip(branch)
-        if tip is None:
+        if tip is None and _message_of(refusal) != REF_EXISTS:
             raise GitHubError(_protected_branch(branch, refusal, creating=True)) from refusal
         return tip == sha
 
     def move_branch(self, branch: str, sha: str, *, parent: str) -> bool:
         """Fast-forward ``branch`` from ``parent`` to ``sha``; ``False`` when it moved meanwhile (a lost race).
 
-        A 422 is a lost race only when the branch is no longer at ``parent``; a branch still at ``parent``
-        refused the update itself (branch protection or a ruleset): ``GitHubError`` saying so.
+        GitHub answers 422 both to a lost race and to an update that branch protection or a ruleset
+        refuses, so the ref is read back: a branch still at ``parent`` refused the update itself
+        (``GitHubError`` saying it is protected), unless GitHub said "not a fast forward" (the read
+        lagged behind the race); a branch at ``sha`` took our update, whose first answer was lost.
         """
-        with _translate(f"updating branch {branch}", permission="contents: write"):
+        # loaded first: a lazy ref's url is the read-only /git/ref/ path; GitHub's answer has /git/refs/
+        refusal = self._write_ref(
+            f"updating branch {branch}",
+            lambda: self._repo.get_git_ref(f"heads/{branch}").complete().edit(sha, force=False),
+        )
+        if refusal is None:
+            return True
+        tip = self.branch_tip(branch)
+        if tip == parent and _message_of(refusal) != NOT_FAST_FORWARD:
+            raise GitHubError(_protected_branch(branch, refusal, creating=False)) from refusal
+        return tip == sha
+
+    @staticmethod
+    def _write_ref(what: str, write: Callable[[], object]) -> GithubException | None:
+        """``write()``; GitHub's 422 refusal, or ``None`` when the ref was written."""
+        with _translate(what, permission="contents: write"):
             try:
-                # loaded first: a lazy ref's url is the read-only /git/ref/ path; GitHub's answer has /git/refs/
-                self._repo.get_git_ref(f"heads/{branch}").complete().edit(sha, force=False)
+                write()
             except GithubException as exc:
                 if exc.status != 422:
                     raise
-                refusal = exc
-            else:
-                return True
-        tip = self.branch_tip(branch)
-        if tip == parent:
-            raise GitHubError(_protected_branch(branch, refusal, creating=False)) from refusal
-        return tip == sha
+                return exc
+        return None
 
 
 def _comment(made: IssueComment) -> Comment:

@@ -336,3 +336,68 @@ def test_githubretry_does_not_retry_patch(fake: FakeGitHub, history: dict[str, s
             comment.edit("second")
     assert caught.value.status == 502
     assert [s for m, _, s in fake.requests_log if m == "PATCH"] == [502]
+
+
+def test_a_fault_after_the_request_keeps_its_effect_and_pygithub_resends_the_post(
+    fake: FakeGitHub, history: dict[str, str]
+) -> None:
+    """The lost-response case: GitHub made the comment, the client saw a 502. PyGithub's default retry resends."""
+    fake.fail_next("POST", r"/issues/1/comments$", 502, after=True)
+    with client(fake, retry=GithubRetry(total=3, backoff_factor=0.01)) as github:
+        github.get_repo(REPO).get_issue(1).create_comment("once")
+    assert [c["body"] for c in fake.comments(REPO, 1)] == ["once", "once"]  # why ci-perf never retries it blindly
+    assert [s for m, p, s in fake.requests_log if m == "POST"] == [502, 201]
+
+
+def test_a_fault_before_the_request_leaves_nothing_behind(fake: FakeGitHub, history: dict[str, str]) -> None:
+    fake.fail_next("POST", r"/issues/1/comments$", 502)
+    with client(fake, retry=0) as github, pytest.raises(GithubException) as caught:
+        github.get_repo(REPO).get_issue(1).create_comment("never")
+    assert caught.value.status == 502
+    assert fake.comments(REPO, 1) == []
+
+
+def test_status_zero_closes_the_connection_after_the_request_took_effect(
+    fake: FakeGitHub, history: dict[str, str]
+) -> None:
+    fake.fail_next("POST", r"/check-runs$", 0, after=True)
+    retry = GithubRetry(total=3, backoff_factor=0.01, read=False)
+    with client(fake, retry=retry) as github, pytest.raises(requests.exceptions.ConnectionError):
+        github.get_repo(REPO).create_check_run(name="ci-perf", head_sha=history["f2"])
+    assert [r["name"] for r in fake.check_runs(REPO)] == ["ci-perf"]
+    assert [s for m, p, s in fake.requests_log if m == "POST"] == [0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "update_message", "create_message"),
+    [
+        pytest.param(
+            "ruleset",
+            "Repository rule violations found\n\nChanges must be made through a pull request.\n\n",
+            "Reference update failed",
+            id="ruleset",
+        ),
+        pytest.param(
+            "classic", 'Required status check "build" is expected.', 'Required status check "build" is expected.'
+        ),
+    ],
+)
+def test_a_protected_branch_refuses_ref_writes_with_422(
+    fake: FakeGitHub, gh: Github, history: dict[str, str], kind: str, update_message: str, create_message: str
+) -> None:
+    fake.protect_branch(REPO, "main", kind)  # type: ignore[arg-type]
+    fake.protect_branch(REPO, "ci-perf-data", kind)  # type: ignore[arg-type]
+    repo = gh.get_repo(REPO)
+    assert repo.get_branch("main").protected
+    child = repo.create_git_commit("next", repo.get_git_tree(history["m1"]), [repo.get_git_commit(history["m1"])])
+    with pytest.raises(GithubException) as update:
+        repo.get_git_ref("heads/main").complete().edit(child.sha, force=False)
+    assert (update.value.status, update.value.data["message"]) == (422, update_message)
+    assert fake.branch_sha(REPO, "main") == history["m1"]
+    with pytest.raises(GithubException) as create:
+        repo.create_git_ref("refs/heads/ci-perf-data", child.sha)
+    assert (create.value.status, create.value.data["message"]) == (422, create_message)
+    assert fake.branch_sha(REPO, "ci-perf-data") is None
+    with pytest.raises(GithubException) as delete:
+        repo.get_git_ref("heads/main").delete()
+    assert (delete.value.status, delete.value.data["message"]) == (422, "Cannot delete a protected branch")

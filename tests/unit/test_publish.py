@@ -140,3 +140,85 @@ def test_an_advisory_verdict_that_cannot_judge_never_passes_a_required_check(
     fake.deny("POST", r"/check-runs$")
     publish_check(gateway, head_sha=head, report=report, markdown=markdown, details_url=details_url)
     assert fake.statuses(REPO, head)[-1]["state"] == state
+
+
+def _posts(fake: FakeGitHub, path: str) -> list[int]:
+    return [status for method, p, status in fake.requests_log if method == "POST" and p.endswith(path)]
+
+
+@pytest.mark.parametrize(
+    ("status", "after", "posts"),
+    [
+        pytest.param(502, True, [502], id="502-after-the-comment-was-made"),
+        pytest.param(0, True, [0], id="connection-lost-after-the-comment-was-made"),
+        pytest.param(502, False, [502, 201], id="502-before"),
+        pytest.param(0, False, [0, 201], id="connection-lost-before"),
+    ],
+)
+def test_a_comment_whose_answer_was_lost_is_looked_up_before_it_is_posted_again(
+    github: tuple[FakeGitHub, GitHubGateway], status: int, after: bool, posts: list[int]
+) -> None:
+    """Neither urllib3 nor the gateway resends the POST blindly: one comment, whatever GitHub's front end did."""
+    fake, gateway = github
+    fake.fail_next("POST", r"/issues/1/comments$", status, after=after)
+    outcome = upsert_comment(gateway, number=1, markdown=render_markdown(FAILING), report=FAILING, policy="always")
+    (comment,) = fake.comments(REPO, 1)
+    assert outcome.action == "created"
+    assert outcome.url is not None
+    assert outcome.url.endswith(f"#issuecomment-{comment['id']}")
+    assert _posts(fake, "/issues/1/comments") == posts
+
+
+def test_only_our_comment_with_the_marker_counts_as_the_lost_one(github: tuple[FakeGitHub, GitHubGateway]) -> None:
+    fake, gateway = github
+    fake.add_comment(REPO, 1, f"> {MARKER} quoted by a person", login="alice")
+    fake.fail_next("POST", r"/issues/1/comments$", 504)
+    made = gateway.create_comment(1, f"{MARKER}\nours", marker=MARKER)
+    assert made.author == "github-actions[bot]"
+    assert [c["user"] for c in fake.comments(REPO, 1)] == ["alice", "github-actions[bot]"]
+
+
+def test_a_rate_limited_comment_is_still_retried_after_the_servers_wait(
+    github: tuple[FakeGitHub, GitHubGateway],
+) -> None:
+    fake, gateway = github
+    fake.rate_limit_next("POST", r"/issues/1/comments$", status=429, retry_after=0)
+    assert _post(gateway, PASSING, "always") == "created"
+    assert _posts(fake, "/issues/1/comments") == [429, 201]
+    assert len(fake.comments(REPO, 1)) == 1
+
+
+def test_a_comment_github_keeps_failing_is_a_github_error_naming_the_status(
+    github: tuple[FakeGitHub, GitHubGateway],
+) -> None:
+    fake, gateway = github
+    fake.fail_next("POST", r"/issues/1/comments$", 502, count=20)
+    with pytest.raises(GitHubError, match=r"commenting on #1: 502 Bad Gateway"):
+        gateway.create_comment(1, f"{MARKER}\nx", marker=MARKER)
+    assert _posts(fake, "/issues/1/comments") == [502] * (GatewaySettings().retries + 1)
+    assert fake.comments(REPO, 1) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "after", "posts"),
+    [
+        pytest.param(502, True, [502], id="502-after-the-run-was-made"),
+        pytest.param(0, True, [0], id="connection-lost-after-the-run-was-made"),
+        pytest.param(503, False, [503, 201], id="503-before"),
+    ],
+)
+def test_a_check_run_whose_answer_was_lost_is_created_once_beside_an_earlier_attempts_run(
+    github: tuple[FakeGitHub, GitHubGateway], status: int, after: bool, posts: list[int]
+) -> None:
+    """A re-run of the job meets the first attempt's run of the same name on the same commit: it is not ours."""
+    fake, gateway = github
+    head = str(fake.branch_sha(REPO, "main"))
+    markdown = render_markdown(FAILING)
+    first = publish_check(gateway, head_sha=head, report=FAILING, markdown=markdown, details_url=None)
+    fake.fail_next("POST", r"/check-runs$", status, after=after)
+    second = publish_check(gateway, head_sha=head, report=PASSING, markdown=markdown, details_url=None)
+    runs = fake.check_runs(REPO)
+    assert [(r["name"], r["conclusion"]) for r in runs] == [("ci-perf", "failure"), ("ci-perf", "success")]
+    assert (second.kind, second.url) == ("check-run", f"{fake.web_url}/{REPO}/runs/{runs[1]['id']}")
+    assert first.url != second.url
+    assert _posts(fake, "/check-runs")[1:] == posts
