@@ -3,8 +3,9 @@
 =====================  ==================================================================
 activity               when (``mode: auto``)
 =====================  ==================================================================
-``check-pr``           ``pull_request`` / ``pull_request_target``: run, compare with the
-                       base branch's history, comment, check run; never writes the baseline
+``check-pr``           ``pull_request`` / ``pull_request_target`` / ``merge_group``: run,
+                       compare with the base branch's history, comment (a pull request's),
+                       check run on the head; never writes the baseline
 ``record-baseline``    ``push`` to the default branch: run, append the run to the data branch
 ``report-only``        ``workflow_run``: post the result of an unprivileged run (an artifact)
 ``local``              anything else: run and report (files, job summary), no writes
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Activity = Literal["check-pr", "record-baseline", "report-only", "local"]
-_PR_EVENTS = {"pull_request", "pull_request_target"}
+_PR_EVENTS = {"pull_request", "pull_request_target", "merge_group"}
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,18 @@ class Decision:
 
 
 def decide(  # noqa: PLR0911 - a decision table reads best as one return per row
-    *, mode: str, event_name: str, ref: str | None, default_branch: str | None, has_pull: bool
+    *, mode: str, event_name: str, ref: str | None, default_branch: str | None, has_change: bool
 ) -> Decision:
+    """``has_change``: the event carries a pull request or a merge group's entry to judge."""
     if mode == "check":
-        if has_pull:
-            return Decision("check-pr", "mode: check on a pull request")
+        if has_change:
+            return Decision("check-pr", f"mode: check on a {event_name} event")
         return Decision("local", f"mode: check on a {event_name} event (no pull request): run and report")
     if mode == "record":
         return Decision("record-baseline", "mode: record")
     if mode == "report":
         return Decision("report-only", "mode: report")
-    if event_name in _PR_EVENTS and has_pull:
+    if event_name in _PR_EVENTS and has_change:
         return Decision("check-pr", f"{event_name} event")
     if event_name == "push":
         if default_branch and ref == f"refs/heads/{default_branch}":

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from ci_perf import __version__
-from ci_perf.analysis.judge import Judgement, Report, judge
+from ci_perf.analysis.judge import Judgement, Report, Unmatched, judge
 from ci_perf.analysis.stats import warm_up
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, Config, Gate, check_http_url
@@ -98,12 +98,15 @@ def run_pipeline(
     prefer_sha: str | None = None,
     gate_changes: Sequence[str] = (),
     run_url: str | None = None,
+    suite: str | None = None,
+    unmatched: Unmatched | None = None,
 ) -> RunOutcome:
     """Run one load test end to end and write ``result.json``, ``report.md`` and ``report.json``.
 
     ``store`` defaults to the local store of ``config.store.path``; ``prefer_sha`` is a pull
     request's merge-base commit (the history ends at its run when there is one);
-    ``gate_changes`` are the budget/comparison settings a pull request changes (shown, not applied).
+    ``gate_changes`` are the settings a pull request changes (shown, not applied); ``suite`` and
+    ``unmatched`` go to ``judge``.
     """
     result = measure(
         config,
@@ -120,7 +123,15 @@ def run_pipeline(
         store = LocalStore(Path(config.store.path))
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     judgement, markdown = conclude(
-        config.gate, result, history=history, out_dir=out_dir, echo=echo, run_url=run_url, gate_changes=gate_changes
+        config.gate,
+        result,
+        history=history,
+        out_dir=out_dir,
+        echo=echo,
+        run_url=run_url,
+        gate_changes=gate_changes,
+        suite=suite,
+        unmatched=unmatched if not history.runs else None,
     )
     recorded_at = None
     if record:
@@ -228,12 +239,16 @@ def conclude(
     run_url: str | None = None,
     gate_changes: Sequence[str] = (),
     advisory: str | None = None,
+    suite: str | None = None,
+    unmatched: Unmatched | None = None,
 ) -> tuple[Judgement, str]:
     """The common tail of every entry point: judge, render, write ``report.md``/``report.json``, print.
 
     Returns the judgement and the rendered markdown (what the comment, check and summary publish).
     """
-    judgement = judge(gate, result, history=history, gate_changes=gate_changes, advisory=advisory)
+    judgement = judge(
+        gate, result, history=history, gate_changes=gate_changes, advisory=advisory, suite=suite, unmatched=unmatched
+    )
     rendered = render(judgement.report, run_url=run_url)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.md").write_text(rendered.markdown, encoding="utf-8")

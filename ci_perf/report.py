@@ -35,6 +35,13 @@ from ci_perf.formatting import (
 from ci_perf.results import MEASURES
 
 MARKER = "<!-- ci-perf -->"
+
+
+def marker(suite: str | None) -> str:
+    """The hidden line that finds a suite's comment: ``<!-- ci-perf -->``; ``<!-- ci-perf:api -->`` for ``id: api``."""
+    return f"<!-- ci-perf:{suite} -->" if suite else MARKER
+
+
 # the last line of every comment: what `comment: on-change` compares with the next run's
 _FINGERPRINT_TAG = re.compile(r"<!-- ci-perf-fingerprint: ([0-9a-f]+) -->")
 COMMENT_LIMIT = 65_536
@@ -130,7 +137,7 @@ def _environment() -> jinja2.Environment:
     env.filters.update(_FILTERS)
     env.globals.update(
         {
-            "MARKER": MARKER,
+            "marker": marker,
             "MEASURES": MEASURES,
             "METRICS": METRICS,
             "describe_change": describe_change,
@@ -171,7 +178,7 @@ def render_markdown(report: Report, *, run_url: str | None = None, limit: int = 
         if shown_rows == 0 and shown_checks == 0:
             return (
                 text[: limit - 200]
-                + f"\n\n… cut to fit GitHub's {limit:,}-character limit; see report.json\n{MARKER}\n"
+                + f"\n\n… cut to fit GitHub's {limit:,}-character limit; see report.json\n{marker(report.suite)}\n"
                 + fingerprint_tag(report)
                 + "\n"
             )

@@ -33,6 +33,16 @@ from ci_perf.results import (
     TaskException,
 )
 
+NO_BASELINE = "no baseline yet"
+
+
+class Unmatched(Frozen):
+    """A pull request whose load the base branch's history cannot judge: it changed the load, and the base
+    branch's settings could not be run in its place."""
+
+    why: str  # shown in the report: what changed, and that the base branch has runs of its own load only
+    fails: bool  # the action's ``unmatched_baseline: fail``; else the run is inconclusive (a neutral check)
+
 
 class EndpointRow(Frozen):
     name: str
@@ -67,6 +77,8 @@ class Report(Frozen):
     advisory: str | None = None  # why the verdict only advises (report mode: the numbers came from the PR's run)
     exceptions: list[TaskException] = []  # the users' unhandled task exceptions (named in the headline)
     other_hosts: list[EndpointResult] = []  # requests to other hosts (no windows): shown, never gated
+    suite: str | None = None  # the action's ``id``: which of a repository's suites this is (names the report)
+    unmatched_baseline: str | None = None  # why the base branch's history cannot judge this run (it changed the load)
 
     @property
     def verdict(self) -> Literal["pass", "fail", "inconclusive"]:
@@ -77,6 +89,8 @@ class Report(Frozen):
         """
         if self.status == "fail":
             return "fail"
+        if self.unmatched_baseline:
+            return "inconclusive"
         gated = any(_gates(self.budget, self.comparison, meta=self.meta, fail_on=self.comparison_settings.fail_on))
         return "pass" if self.meta.reliable and gated else "inconclusive"
 
@@ -292,7 +306,7 @@ def _notes(
     notes += [f"budget override '{p}' matched no endpoint" for p in budget.unmatched_patterns]
     if comparison is None or comparison.baseline_runs == 0:
         notes.append(
-            f"no baseline yet: runs recorded on '{baseline_branch}' become it (the action records on pushes there; "
+            f"{NO_BASELINE}: runs recorded on '{baseline_branch}' become it (the action records on pushes there; "
             "locally `ci-perf run --record`)"
         )
     elif comparison.matched_on == "load":
@@ -322,10 +336,13 @@ def judge(
     history: History,
     gate_changes: Sequence[str] = (),
     advisory: str | None = None,
+    suite: str | None = None,
+    unmatched: Unmatched | None = None,
 ) -> Judgement:
     """Budget and comparison of one result with its history (or its own base arm, in duet mode).
 
     ``advisory``: why the verdict can only advise (shown above the report; the check run does not pass it).
+    ``suite`` names the report (the action's ``id``); ``unmatched``: a changed load without a baseline.
     """
     comparison = compare_runs(result, history.runs, settings=gate.comparison, matched_on=history.matched_on)
     budget = check_budget(gate.performance_budget, result)
@@ -341,7 +358,21 @@ def judge(
         capacity=result.capacity,
         open_model=result.open_model,
     )
-    return Judgement(report=_with_side_findings(report, result).model_copy(update={"advisory": advisory}))
+    report = _with_side_findings(report, result).model_copy(update={"advisory": advisory, "suite": suite or None})
+    return Judgement(report=_without_baseline(report, unmatched) if unmatched else report)
+
+
+def _without_baseline(report: Report, unmatched: Unmatched) -> Report:
+    """A changed load with no history of its own: never a pass; a failure when the workflow says so."""
+    notes = [note for note in report.notes if not note.startswith(NO_BASELINE)] + [unmatched.why]
+    update: dict[str, object] = {"unmatched_baseline": unmatched.why, "notes": notes}
+    if report.status == "pass" and unmatched.fails:
+        reason = "no baseline for the changed load"
+        update |= {"status": "fail", "gate_reasons": [reason], "headline": f"failed: {reason}"}
+    elif report.status == "pass":
+        budget = _budget_phrase(report.budget, gating="budget" in report.comparison_settings.fail_on)
+        update["headline"] = "not compared: no baseline for the changed load" + (f"; {budget}" if budget else "")
+    return report.model_copy(update=update)
 
 
 def _with_side_findings(report: Report, result: RunResult) -> Report:

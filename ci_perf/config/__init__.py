@@ -10,9 +10,9 @@ Import from here.
 from __future__ import annotations
 
 from ci_perf.config.files import DEFAULT_CONFIG_NAME, load_config, load_gate, parse_config
-from ci_perf.config.gate import Comparison, EndpointBudget, Gate, PerformanceBudget, gate_changes
+from ci_perf.config.gate import Comparison, EndpointBudget, Gate, PerformanceBudget, gate_changes, setting_changes
 from ci_perf.config.load import BreakOn, Endpoint, LoadSettings, Readiness, StageSetting, unset_header_variables
-from ci_perf.config.model import Config, StoreSettings, config_schema, with_comparison, with_gate
+from ci_perf.config.model import Config, StoreSettings, config_schema, with_comparison, with_gate, with_load
 from ci_perf.config.units import check_http_url, format_duration, parse_duration, parse_rate
 
 __all__ = [
@@ -37,7 +37,9 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "parse_rate",
+    "setting_changes",
     "unset_header_variables",
     "with_comparison",
     "with_gate",
+    "with_load",
 ]

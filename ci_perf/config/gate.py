@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ci_perf.config.units import HttpUrl, PositiveNumber
 from ci_perf.models import Strict
@@ -91,8 +91,14 @@ class Gate(Strict):
 
 def gate_changes(base: Gate, head: Gate) -> list[str]:
     """What ``head`` changes in ``base``: ``performance_budget.api_endpoints.p95_latency_ms: 200 → 300``."""
-    before, after = base.model_dump(mode="json"), head.model_dump(mode="json")
-    return [line for section in before for line in _diff(section, before[section], after[section])]
+    return [
+        line for name in Gate.model_fields for line in setting_changes(name, getattr(base, name), getattr(head, name))
+    ]
+
+
+def setting_changes(section: str, base: BaseModel, head: BaseModel) -> list[str]:
+    """What ``head`` changes in ``base``, a line per setting, named under ``section`` (``load.users: 10 → 2``)."""
+    return _diff(section, base.model_dump(mode="json"), head.model_dump(mode="json"))
 
 
 def _diff(path: str, before: object, after: object) -> list[str]:

@@ -82,6 +82,15 @@ def with_gate(config: Config, gate: Gate) -> Config:
     return config.model_copy(update={"gate": gate})
 
 
+def with_load(config: Config, load: LoadSettings) -> Config:
+    """``config`` run with ``load`` instead (e.g. the base branch's), checked across sections (ValueError if not)."""
+    try:
+        Config.model_validate({**config.model_dump(exclude_unset=True), "load": load.model_dump(exclude_unset=True)})
+    except ValidationError as exc:
+        raise ValueError(_messages(exc)) from exc
+    return config.model_copy(update={"load": load})
+
+
 def with_comparison(config: Config, **changes: object) -> Config:
     """``config`` with some comparison settings replaced, validated like the file (ValueError if not)."""
     try:

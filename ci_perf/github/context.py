@@ -9,6 +9,7 @@ explicitly, so a missing variable means "not set", never "misspelt".
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,9 +21,12 @@ from ci_perf.models import Frozen
 Mode = Literal["auto", "check", "record", "report"]
 CommentPolicy = Literal["always", "on-change", "never"]
 FailOn = Literal["budget", "regression"]
+Unmatched = Literal["neutral", "fail"]
 
 _MODES: tuple[Mode, ...] = ("auto", "check", "record", "report")
 _COMMENTS: tuple[CommentPolicy, ...] = ("always", "on-change", "never")
+_UNMATCHED: tuple[Unmatched, ...] = ("neutral", "fail")
+_SUITE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off", ""}
 
@@ -41,10 +45,15 @@ class ActionInputs(Frozen):
     data_branch: str = "ci-perf-data"
     keep_runs: int = 100
     trust_pr_config: bool = False
+    id: str = ""  # several suites in one repository: marker, check name, data-branch folder, title
+    allow_pull_request_target: bool = False
+    unmatched_baseline: Unmatched = "neutral"  # a change whose changed load has no baseline: neutral or fail
 
 
-class PullRequest(Frozen):
-    number: int
+class Change(Frozen):
+    """What a check judges: a pull request's head, or a merge queue's merge commit, and the base it goes into."""
+
+    number: int | None  # the pull request; None for a merge group (a queue entry has no comment to post)
     head_sha: str
     head_ref: str
     base_ref: str
@@ -110,10 +119,13 @@ class ActionContext(Frozen):
         return branch if isinstance(branch, str) else None
 
     @property
-    def pull_request(self) -> PullRequest | None:
-        """The pull request of a ``pull_request``/``pull_request_target`` event."""
+    def change(self) -> Change | None:
+        """The pull request of a ``pull_request``/``pull_request_target`` event, or a ``merge_group``'s entry."""
         pr = self.event.get("pull_request")
-        return _pull_from_payload(pr) if isinstance(pr, dict) else None
+        if isinstance(pr, dict):
+            return _pull_from_payload(pr)
+        group = self.event.get("merge_group")
+        return _merge_group_from_payload(group) if isinstance(group, dict) else None
 
     def resolve(self, path: str) -> Path:
         """A path from an input, relative to the workspace (the checked-out repository)."""
@@ -136,12 +148,12 @@ class ActionContext(Frozen):
         return self.in_workspace(path) or str(path)
 
 
-def _pull_from_payload(pr: dict[str, Any]) -> PullRequest | None:
+def _pull_from_payload(pr: dict[str, Any]) -> Change | None:
     try:
         head, base = pr["head"], pr["base"]
         head_repo = (head.get("repo") or {}).get("full_name")
         base_repo = (base.get("repo") or {}).get("full_name")
-        return PullRequest(
+        return Change(
             number=int(pr["number"]),
             head_sha=str(head["sha"]),
             head_ref=str(head["ref"]),
@@ -150,6 +162,21 @@ def _pull_from_payload(pr: dict[str, Any]) -> PullRequest | None:
             fork=bool(head_repo and base_repo and head_repo != base_repo),
         )
     except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _merge_group_from_payload(group: dict[str, Any]) -> Change | None:
+    """``merge_group.{head,base}_{sha,ref}``; the refs are full (``refs/heads/main``), the branch is what counts."""
+    try:
+        return Change(
+            number=None,
+            head_sha=str(group["head_sha"]),
+            head_ref=str(group["head_ref"]).removeprefix("refs/heads/"),
+            base_ref=str(group["base_ref"]).removeprefix("refs/heads/"),
+            base_sha=group.get("base_sha"),
+            fork=False,
+        )
+    except (KeyError, TypeError):
         return None
 
 
@@ -172,6 +199,8 @@ def _read_inputs(get: Callable[[str], str | None]) -> ActionInputs:
         values["mode"] = _choice("mode", mode.lower(), _MODES)
     if (comment := get("INPUT_COMMENT")) is not None:
         values["comment"] = _choice("comment", comment.lower(), _COMMENTS)
+    if (unmatched := get("INPUT_UNMATCHED_BASELINE")) is not None:
+        values["unmatched_baseline"] = _choice("unmatched_baseline", unmatched.lower(), _UNMATCHED)
     if (fail_on := get("INPUT_FAIL_ON")) is not None:
         values["fail_on"] = _fail_on(fail_on)
     if (extra := get("INPUT_EXTRA_ARGS")) is not None:
@@ -183,8 +212,16 @@ def _read_inputs(get: Callable[[str], str | None]) -> ActionInputs:
         if not keep.isdigit() or int(keep) < 1:
             raise InputError(f"input keep_runs: expected a whole number ≥ 1, got {keep!r}")
         values["keep_runs"] = int(keep)
-    if (trust := get("INPUT_TRUST_PR_CONFIG")) is not None:
-        values["trust_pr_config"] = _boolean("trust_pr_config", trust)
+    for flag in ("trust_pr_config", "allow_pull_request_target"):
+        if (value := get(f"INPUT_{flag.upper()}")) is not None:
+            values[flag] = _boolean(flag, value)
+    if (suite := get("INPUT_ID")) is not None:
+        if not _SUITE_ID.fullmatch(suite):
+            raise InputError(
+                f"input id: {suite!r} must be 1-40 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                "(it names a folder on the data branch and the check run)"
+            )
+        values["id"] = suite
     return ActionInputs(**values)
 
 

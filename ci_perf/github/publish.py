@@ -15,9 +15,16 @@ from typing import Literal
 from ci_perf.analysis.judge import Report
 from ci_perf.errors import PermissionDenied
 from ci_perf.github.gateway import GitHubGateway
-from ci_perf.report import MARKER, fingerprint_in
+from ci_perf.report import fingerprint_in, marker
 
 CHECK_NAME = "ci-perf"
+
+
+def check_name(suite: str | None) -> str:
+    """``ci-perf``; ``ci-perf (api)`` for the suite ``id: api``, so a matrix of suites posts a check each."""
+    return f"{CHECK_NAME} ({suite})" if suite else CHECK_NAME
+
+
 CHECK_TEXT_LIMIT = 65_535
 
 CommentAction = Literal["created", "updated", "unchanged", "skipped", "denied"]
@@ -41,18 +48,19 @@ class CheckOutcome:
 def upsert_comment(
     gateway: GitHubGateway, *, number: int, markdown: str, report: Report, policy: str
 ) -> CommentOutcome:
-    """Create or edit our one comment on pull request ``number`` according to ``policy``."""
+    """Create or edit our one comment (of the report's suite) on pull request ``number`` according to ``policy``."""
     if policy == "never":
         return CommentOutcome("skipped", reason="comment: never")
     try:
         me = gateway.identity()
-        ours = [c for c in gateway.comments_with(number, MARKER) if c.author == me]
+        hidden = marker(report.suite)
+        ours = [c for c in gateway.comments_with(number, hidden) if c.author == me]
         last = ours[-1] if ours else None
         if policy == "on-change" and not _worth_posting(report, last.body if last else None):
             reason = "nothing changed since the last comment" if last else "nothing to report"
             return CommentOutcome("unchanged", url=last.url if last else None, reason=reason)
         if last is None:
-            made = gateway.create_comment(number, markdown, marker=MARKER)
+            made = gateway.create_comment(number, markdown, marker=hidden)
             return CommentOutcome("created", url=made.url)
         return CommentOutcome("updated", url=gateway.edit_comment(number, last.id, markdown))
     except PermissionDenied as exc:
@@ -80,7 +88,7 @@ def publish_check(
     try:
         url = gateway.create_check_run(
             head_sha=head_sha,
-            name=CHECK_NAME,
+            name=check_name(report.suite),
             conclusion=conclusion,
             title=title,
             summary=markdown[:CHECK_TEXT_LIMIT],
@@ -95,7 +103,7 @@ def publish_check(
             sha=head_sha,
             state=state,
             description=_one_line(report.headline, 140),
-            context=CHECK_NAME,
+            context=check_name(report.suite),
             target_url=details_url,
         )
         return CheckOutcome("status", warnings=tuple(warnings))

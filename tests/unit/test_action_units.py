@@ -12,7 +12,7 @@ import pytest
 from ci_perf.action import with_inputs
 from ci_perf.activities import decide
 from ci_perf.analysis.judge import judge
-from ci_perf.config import Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget, gate_changes
+from ci_perf.config import Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget, gate_changes, setting_changes
 from ci_perf.errors import InputError
 from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.workflow import WorkflowLog, write_outputs
@@ -24,7 +24,7 @@ from tests.support.workflow_commands import workflow_commands
 
 
 @pytest.mark.parametrize(
-    ("mode", "event", "ref", "has_pull", "activity"),
+    ("mode", "event", "ref", "has_change", "activity"),
     [
         pytest.param("auto", "pull_request", "refs/pull/7/merge", True, "check-pr", id="pr"),
         pytest.param("auto", "pull_request_target", "refs/heads/main", True, "check-pr", id="pr-target"),
@@ -35,12 +35,14 @@ from tests.support.workflow_commands import workflow_commands
         pytest.param("record", "schedule", "refs/heads/main", False, "record-baseline", id="forced-record"),
         pytest.param("check", "push", "refs/heads/main", False, "local", id="check-without-pr"),
         pytest.param("report", "pull_request", "refs/pull/7/merge", True, "report-only", id="forced-report"),
+        pytest.param("auto", "merge_group", "refs/heads/gh-readonly-queue/main/pr-7", True, "check-pr", id="queue"),
+        pytest.param("check", "merge_group", "refs/heads/gh-readonly-queue/main/pr-7", True, "check-pr", id="q-check"),
     ],
 )
 def test_the_activity_follows_the_event_and_the_mode(
-    mode: str, event: str, ref: str, has_pull: bool, activity: str
+    mode: str, event: str, ref: str, has_change: bool, activity: str
 ) -> None:
-    decision = decide(mode=mode, event_name=event, ref=ref, default_branch="main", has_pull=has_pull)
+    decision = decide(mode=mode, event_name=event, ref=ref, default_branch="main", has_change=has_change)
     assert decision.activity == activity
     assert decision.why
 
@@ -48,7 +50,7 @@ def test_the_activity_follows_the_event_and_the_mode(
 def test_a_pull_request_run_never_records_the_baseline_whatever_its_branch() -> None:
     for ref in ("refs/heads/main", "refs/pull/1/merge"):
         assert decide(
-            mode="auto", event_name="pull_request", ref=ref, default_branch="main", has_pull=True
+            mode="auto", event_name="pull_request", ref=ref, default_branch="main", has_change=True
         ).activity == ("check-pr")
 
 
@@ -84,11 +86,37 @@ def test_inputs_and_the_event_are_read_from_the_environment(tmp_path: Path) -> N
     assert context.inputs.extra_args == ("--tags", "a b")
     assert context.inputs.trust_pr_config is True
     assert context.default_branch == "trunk"
-    assert context.pull_request is not None
-    assert context.pull_request.fork is True
-    assert context.pull_request.number == 7
+    assert context.change is not None
+    assert context.change.fork is True
+    assert context.change.number == 7
     assert context.run_url == "https://github.com/acme/shop/actions/runs/42"
     assert context.resolve("perf/ci-perf.yml") == tmp_path / "perf/ci-perf.yml"
+
+
+def test_a_merge_group_is_a_change_without_a_pull_request_judged_against_its_base_branch(tmp_path: Path) -> None:
+    event = {
+        "merge_group": {
+            "head_sha": "h" * 40,
+            "head_ref": "refs/heads/gh-readonly-queue/main/pr-7-" + "b" * 40,
+            "base_sha": "b" * 40,
+            "base_ref": "refs/heads/main",
+        }
+    }
+    context = ActionContext.from_environ(
+        {**_environ(tmp_path, event), "GITHUB_EVENT_NAME": "merge_group"}, cwd=tmp_path
+    )
+    assert context.change is not None
+    assert context.change.number is None
+    assert (context.change.head_sha, context.change.base_sha) == ("h" * 40, "b" * 40)
+    assert (context.change.base_ref, context.change.head_ref) == ("main", "gh-readonly-queue/main/pr-7-" + "b" * 40)
+
+
+def test_the_suite_id_and_the_opt_ins_are_read(tmp_path: Path) -> None:
+    environ = _environ(tmp_path, id="checkout-api", allow_pull_request_target="true", unmatched_baseline="FAIL")
+    inputs = ActionContext.from_environ(environ, cwd=tmp_path).inputs
+    assert (inputs.id, inputs.allow_pull_request_target, inputs.unmatched_baseline) == ("checkout-api", True, "fail")
+    defaults = ActionContext.from_environ(_environ(tmp_path), cwd=tmp_path).inputs
+    assert (defaults.id, defaults.allow_pull_request_target, defaults.unmatched_baseline) == ("", False, "neutral")
 
 
 def test_empty_inputs_take_the_defaults(tmp_path: Path) -> None:
@@ -105,6 +133,11 @@ def test_empty_inputs_take_the_defaults(tmp_path: Path) -> None:
         pytest.param({"keep_runs": "0"}, "input keep_runs", id="keep-runs"),
         pytest.param({"trust_pr_config": "maybe"}, "input trust_pr_config", id="boolean"),
         pytest.param({"extra_args": "--tags 'open"}, "input extra_args", id="unbalanced-quote"),
+        pytest.param({"id": "../main"}, "input id: '../main' must be", id="id-path"),
+        pytest.param({"id": "a b"}, "input id", id="id-space"),
+        pytest.param({"id": "x" * 41}, "input id", id="id-long"),
+        pytest.param({"unmatched_baseline": "pass"}, "input unmatched_baseline: 'pass' is not one of", id="unmatched"),
+        pytest.param({"allow_pull_request_target": "sure"}, "input allow_pull_request_target", id="opt-in"),
     ],
 )
 def test_bad_inputs_are_bad_input_naming_the_input(tmp_path: Path, inputs: dict[str, str], message: str) -> None:
@@ -149,6 +182,11 @@ def test_a_changed_gate_is_listed_setting_by_setting() -> None:
         before, after.model_copy(update={"comparison": after.comparison.model_copy(update={"q": 0.05})})
     )
     assert changes == ["performance_budget.api_endpoints.p95_latency_ms: 200 → 300", "comparison.q: 0.01 → 0.05"]
+
+
+def test_a_changed_load_is_listed_setting_by_setting() -> None:
+    before, after = LoadSettings(users=10, duration=30), LoadSettings(users=2, duration=30, think_time=1)
+    assert setting_changes("load", before, after) == ["load.think_time: 0 → 1", "load.users: 10 → 2"]
 
 
 def test_junit_has_a_case_per_budget_rule_and_per_regression_check() -> None:

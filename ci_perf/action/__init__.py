@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from ci_perf.action.subject import Subject, against, change_subject
 from ci_perf.activities import Decision, decide
 from ci_perf.analysis.judge import Judgement
-from ci_perf.config import Config, gate_changes, load_config, parse_config, with_comparison, with_gate
-from ci_perf.errors import ConfigError, GitHubError, InputError
-from ci_perf.github.context import ActionContext, ActionInputs, PullRequest
+from ci_perf.config import Config, load_config, with_comparison
+from ci_perf.errors import CiPerfError, ConfigError, GitHubError, InputError
+from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
 from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment
 from ci_perf.github.workflow import WorkflowLog, append_summary, write_outputs
@@ -56,25 +57,36 @@ class Judged:
 
 
 def run_action(environ: Mapping[str, str], *, cwd: Path, stream: TextIO, progress: ProgressLine | None = None) -> int:
-    context = ActionContext.from_environ(environ, cwd=cwd)
+    try:
+        context = ActionContext.from_environ(environ, cwd=cwd)
+    except CiPerfError as exc:  # a bad input: the job summary and the outputs still say so
+        summary, output = (Path(p) if (p := environ.get(n)) else None for n in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"))
+        _could_not_run(summary, output, exc)
+        raise
     out = WorkflowLog(stream, on_actions=context.on_actions)
-    inputs = context.inputs
-    if inputs.github_token:
-        out.mask(inputs.github_token)
+    if context.inputs.github_token:
+        out.mask(context.inputs.github_token)
+    try:
+        return _act(context, environ, out=out, progress=progress)
+    except CiPerfError as exc:
+        if isinstance(exc, ConfigError):
+            out.config_problems(str(exc), workspace=context.workspace)
+        _could_not_run(context.summary_path, context.output_path, exc, suite=context.inputs.id)
+        raise
+
+
+def _act(context: ActionContext, environ: Mapping[str, str], *, out: WorkflowLog, progress: ProgressLine | None) -> int:
     decision = decide(
-        mode=inputs.mode,
+        mode=context.inputs.mode,
         event_name=context.event_name,
         ref=context.ref,
         default_branch=context.default_branch,
-        has_pull=context.pull_request is not None,
+        has_change=context.change is not None,
     )
     out.info(f"{decision.activity} ({decision.why})")
-    try:
-        config = _load_config(context)
-    except ConfigError as exc:
-        out.config_problems(str(exc), workspace=context.workspace)
-        append_summary(context.summary_path, _config_error_summary(str(exc)))
-        raise
+    if context.event_name == "pull_request_target" and not context.inputs.allow_pull_request_target:
+        raise InputError(PULL_REQUEST_TARGET)
+    config = _load_config(context)
     gateway = _gateway(context, decision, environ)
     with _closing(gateway):
         if decision.activity == "report-only":
@@ -83,6 +95,14 @@ def run_action(environ: Mapping[str, str], *, cwd: Path, stream: TextIO, progres
         else:
             judged = _run(context, decision, config, gateway, environ=environ, out=out, progress=progress)
         return _publish(context, decision, judged, gateway, out)
+
+
+PULL_REQUEST_TARGET = (
+    "pull_request_target runs the pull request's code (its locustfile) with a token that can write to this "
+    "repository; ci-perf refuses it. Use on: pull_request, with the fork-safe workflow_run pair for forks "
+    '(README, "Pull requests from forks"), or set the input allow_pull_request_target: true if the workflow '
+    "checks out only trusted code"
+)
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -112,13 +132,6 @@ def with_inputs(config: Config, inputs: ActionInputs) -> Config:
     return config
 
 
-def _against(config: Config, base_ref: str) -> Config:
-    """Unless the config names one, the baseline branch is the pull request's base branch."""
-    if "baseline_branch" in config.gate.comparison.model_fields_set:
-        return config
-    return with_comparison(config, baseline_branch=base_ref)
-
-
 def _gateway(context: ActionContext, decision: Decision, environ: Mapping[str, str]) -> GitHubGateway | None:
     token, repository = context.inputs.github_token, context.repository
     if not (token and repository):
@@ -143,17 +156,6 @@ def _closing(gateway: GitHubGateway | None) -> Iterator[None]:
 # -- judging -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Subject:
-    """What a run is of: its commit and branch, the gate it is judged by, where its history ends."""
-
-    config: Config
-    head_sha: str | None
-    branch: str | None
-    prefer_sha: str | None = None
-    gate_changes: tuple[str, ...] = ()
-
-
 def _run(
     context: ActionContext,
     decision: Decision,
@@ -165,15 +167,19 @@ def _run(
     progress: ProgressLine | None,
 ) -> Judged:
     inputs = context.inputs
-    pull = context.pull_request if decision.activity == "check-pr" else None
+    change = context.change if decision.activity == "check-pr" else None
     store: BaselineStore = (
-        DataBranchStore(gateway, branch=inputs.data_branch, keep=inputs.keep_runs)
+        DataBranchStore(gateway, branch=inputs.data_branch, keep=inputs.keep_runs, suite=inputs.id)
         if gateway
         else LocalStore(Path(config.store.path))
     )
-    subject = _subject(context, config, gateway, pull, out) if pull else _Subject(config, context.sha, context.branch)
-    # a pull request's run belongs to its head, not to the test merge commit
-    child_environ = {**environ, "GITHUB_SHA": pull.head_sha} if pull else dict(environ)
+    if change is not None:
+        assert gateway is not None
+        subject = change_subject(context, config, change, gateway=gateway, store=store, out=out)
+    else:  # the baseline branch defaults to the repository's default branch
+        subject = Subject(against(config, context.default_branch), context.sha, context.branch)
+    # a change's run belongs to its head, not to the test merge commit
+    child_environ = {**environ, "GITHUB_SHA": change.head_sha} if change else dict(environ)
     config = with_inputs(subject.config, inputs)
     if config.gate.comparison.baseline_target:
         out.info(f"duet mode: every request also goes to {config.gate.comparison.baseline_target}")
@@ -192,8 +198,10 @@ def _run(
             echo=out.stream,
             store=store,
             prefer_sha=subject.prefer_sha,
-            gate_changes=subject.gate_changes,
+            gate_changes=subject.changes,
             run_url=context.run_url,
+            suite=inputs.id or None,
+            unmatched=subject.unmatched,
         )
     if outcome.recorded_at:
         out.info(f"recorded as a baseline run: {outcome.recorded_at}")
@@ -204,60 +212,8 @@ def _run(
         markdown=outcome.markdown,
         out_dir=out_dir,
         head_sha=subject.head_sha,
-        pull=pull.number if pull else None,
+        pull=change.number if change else None,
     )
-
-
-def _subject(
-    context: ActionContext, config: Config, gateway: GitHubGateway | None, pull: PullRequest, out: WorkflowLog
-) -> _Subject:
-    """A pull request's run: its head, judged by the base branch's gate, its history ending at the merge base."""
-    assert gateway is not None
-    config, changes = _gate_from_base(context, config, gateway, pull, out)
-    prefer_sha = gateway.merge_base(pull.base_sha or pull.base_ref, pull.head_sha)
-    out.info(
-        f"baseline: {context.inputs.data_branch}, branch {config.gate.comparison.baseline_branch}, "
-        f"merge base {prefer_sha}"
-    )
-    return _Subject(config, pull.head_sha, pull.head_ref, prefer_sha=prefer_sha, gate_changes=tuple(changes))
-
-
-def _gate_from_base(
-    context: ActionContext, config: Config, gateway: GitHubGateway, pull: PullRequest, out: WorkflowLog
-) -> tuple[Config, list[str]]:
-    """The budget and comparison settings of the base branch, and what the pull request changes in them.
-
-    A pull request must not loosen the gate it is judged by; ``trust_pr_config: true`` opts out.
-    The baseline branch defaults to the pull request's base branch.
-    """
-    config = _against(config, pull.base_ref)
-    if context.inputs.trust_pr_config:
-        return config, []
-    path = _repository_path(context, context.resolve(context.inputs.config))
-    text = gateway.read_file(path, ref=pull.base_sha or pull.base_ref)
-    if text is None:
-        out.info(f"the base branch has no {path}: this pull request's budget and comparison settings are used")
-        return config, []
-    try:
-        base = parse_config(text, source=Path(f"{pull.base_ref}:{path}"), check_files=False)
-    except ConfigError as exc:
-        out.warning(f"the base branch's {path} is invalid, so this pull request's gate settings are used: {exc}")
-        return config, []
-    gate = _against(base, pull.base_ref).gate
-    changes = gate_changes(gate, config.gate)
-    if changes:
-        out.warning(f"this pull request changes the gate; judged with {pull.base_ref}'s settings: {'; '.join(changes)}")
-    try:
-        return with_gate(config, gate), changes  # the rules across sections hold for the mix too
-    except ValueError as exc:
-        raise InputError(f"{path} on {pull.base_ref} and this pull request's load settings conflict: {exc}") from exc
-
-
-def _repository_path(context: ActionContext, path: Path) -> str:
-    relative = context.in_workspace(path)
-    if relative is None:
-        raise InputError(f"input config: {path} is outside the repository ({context.workspace})")
-    return relative
 
 
 def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGateway, out: WorkflowLog) -> Judged:
@@ -274,14 +230,23 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
     pull = gateway.pull(int(listed[0]["number"])) if listed else gateway.open_pull_with_head(head_sha)
     if pull is None:
         raise InputError(f"no open pull request has head {head_sha[:12]}; nothing to report on")
-    config = with_inputs(_against(config, pull.base_ref), context.inputs)
-    store = DataBranchStore(gateway, branch=context.inputs.data_branch, keep=context.inputs.keep_runs)
+    config = with_inputs(against(config, pull.base_ref), context.inputs)
+    store = DataBranchStore(
+        gateway, branch=context.inputs.data_branch, keep=context.inputs.keep_runs, suite=context.inputs.id
+    )
     prefer_sha = None if result.base is not None else gateway.merge_base(pull.base_sha, head_sha)
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     run_url = run.get("html_url") if isinstance(run.get("html_url"), str) else context.run_url
     with out.untrusted():  # the artifact's text (endpoint names, messages) reaches the log's report
         judgement, markdown = conclude(
-            config.gate, result, history=history, out_dir=out_dir, echo=out.stream, run_url=run_url, advisory=ADVISORY
+            config.gate,
+            result,
+            history=history,
+            out_dir=out_dir,
+            echo=out.stream,
+            run_url=run_url,
+            advisory=ADVISORY,
+            suite=context.inputs.id or None,
         )
     return Judged(judgement=judgement, markdown=markdown, out_dir=out_dir, head_sha=head_sha, pull=pull.number)
 
@@ -380,6 +345,11 @@ def _loopback_explained() -> Iterator[None]:
         raise NotReady(str(exc) + LOOPBACK_HINT.format(host=host), url=exc.url) from exc
 
 
-def _config_error_summary(message: str) -> str:
-    lines = "\n".join(f"- {escape_markdown(line, 500)}" for line in message.splitlines())
-    return f"### ❌ ci-perf: the config is invalid\n\n{lines}\n"
+def _could_not_run(summary: Path | None, output: Path | None, error: CiPerfError, *, suite: str = "") -> None:
+    """The run never happened (bad input, GitHub or the service unreachable): the job summary and the
+    ``verdict`` output say so, as they say a verdict when there is one."""
+    what = "the config is invalid" if isinstance(error, ConfigError) else "could not run"
+    name = f"ci-perf ({suite})" if suite else "ci-perf"
+    lines = "\n".join(f"- {escape_markdown(line, 500)}" for line in str(error).splitlines())
+    append_summary(summary, f"### ❌ {name}: {what}\n\n{lines}\n")
+    write_outputs(output, {"verdict": "error", "regressions": "0", "budget_violations": "0"})
