@@ -11,13 +11,17 @@ not know with a clear message.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from annotated_types import MaxLen
+from pydantic import AfterValidator, Field, StringConstraints, ValidationError
 
 from ci_perf.errors import InputError
+from ci_perf.formatting import one_line
 from ci_perf.models import Strict
 from ci_perf.sketches import Sketch
 
@@ -47,9 +51,59 @@ MEASURES: dict[str, tuple[str, str, bool]] = {
 OTHER_MESSAGES = "(other failure messages)"
 
 
+# -- what a value in a result may be ------------------------------------------------------------
+# A result.json may come from an artifact of an unprivileged (fork's) run, and a data branch holds what earlier
+# versions wrote: every field is typed and bounded, generously enough for any real run, so that what reaches a
+# report is text of a sane length and finite numbers of a sane size.
+
+MAX_TEXT = 10_000  # characters of one string (the collector caps messages at 300; endpoint names are the user's)
+MAX_ITEMS = 1_000_000  # entries of one list (the file is size-checked too)
+MAX_COUNT = 10**15  # requests, users, processes, …
+MAX_NUMBER = 1e15  # milliseconds, seconds, rates
+MAX_PROCESSES = 256  # Locust processes on one machine (config.LoadSettings allows as many)
+MAX_STAGES = 10_000  # stages, stress factors
+MAX_SKETCH_KEY = 50_000  # DDSketch keys of 1 % accuracy: ±36,000 spans every positive double
+
+
+def _text(value: str) -> str:
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("contains a lone surrogate, which is not text")
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_text)]
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/+-]{1,100}$")]  # versions, keys, commit ids
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Number = Annotated[float, Field(ge=-MAX_NUMBER, le=MAX_NUMBER, allow_inf_nan=False)]
+Amount = Annotated[float, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]  # never negative: ms, s, rps, %CPU
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Epoch = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]  # seconds since 1970, before the year 5000
+
+
+def _sane_sketch(sketch: Sketch) -> Sketch:
+    """The analysis indexes bins by key and trusts the exact count: both must hold together."""
+    if not -MAX_SKETCH_KEY <= sketch.offset <= MAX_SKETCH_KEY - len(sketch.bins):
+        raise ValueError(f"offset and bins must be DDSketch keys within ±{MAX_SKETCH_KEY:,}")
+    if sketch.zeros < 0 or any(n < 0 for n in sketch.bins):
+        raise ValueError("bins and zeros count requests: never negative")
+    if sketch.count != sketch.zeros + sum(sketch.bins) or sketch.count > MAX_COUNT:
+        raise ValueError("count must be zeros plus the bins' sum")
+    numbers = (sketch.sum, sketch.min, sketch.max)
+    if not all(math.isfinite(x) and 0 <= x <= MAX_NUMBER * MAX_COUNT for x in numbers) or sketch.min > sketch.max:
+        raise ValueError("sum, min and max must be finite milliseconds, min ≤ max")
+    return sketch
+
+
+Latency = Annotated[Sketch, AfterValidator(_sane_sketch)]
+WindowSeconds = Annotated[float, Field(ge=0.1, le=86_400, allow_inf_nan=False)]  # the statistics' window length
+# what a breakpoint run stops on (``load.break_on``, ``Capacity.limits``)
+BreakLimit = Annotated[str, StringConstraints(pattern=r"^(error_rate_percent|p95_latency_ms)$")]
+Many = MaxLen(MAX_ITEMS)  # a list's bound (the file is size-checked too)
+
+
 class ErrorCount(Strict):
-    message: str
-    count: int
+    message: Text
+    count: Count
 
 
 class EndpointWindow(Strict):
@@ -62,70 +116,70 @@ class EndpointWindow(Strict):
     they are in ``requests`` only (sent, outcome unknown).
     """
 
-    start: float
-    requests: int
-    failures: int
-    latency: Sketch
-    errors: list[ErrorCount] = []
-    unfinished: int = 0
+    start: Epoch
+    requests: Count
+    failures: Count
+    latency: Latency
+    errors: Annotated[list[ErrorCount], Many] = []
+    unfinished: Count = 0
 
 
 class CpuSample(Strict):
-    process: str
-    at: float
-    percent: float
+    process: Text
+    at: Epoch
+    percent: Amount
 
 
 class CollectedEndpointWindow(EndpointWindow):
     arm: Literal["head", "base"] = "head"
-    endpoint: str
-    host: str | None = None  # a host other than the arm's target (``other:8080``); None: the target
+    endpoint: Text
+    host: Text | None = None  # a host other than the arm's target (``other:8080``); None: the target
     # requests still in flight when the run ended: how long each had waited (ms); in no other field yet
-    in_flight_ms: list[float] = []
-    first_start: float
-    last_end: float
+    in_flight_ms: Annotated[list[Amount], Many] = []
+    first_start: Epoch
+    last_end: Epoch
 
 
 class StepMark(Strict):
     """shape.py: a stage began (epoch seconds) with this target (users)."""
 
-    start: float
-    target: float | None
-    index: int
+    start: Epoch
+    target: Amount | None
+    index: Count
 
 
 class BreakMark(Strict):
     """shape.py: the breakpoint run stopped after stage ``index`` for ``reason`` (Locust's own numbers)."""
 
-    index: int
-    reason: str
-    at: float
+    index: Count
+    reason: Text
+    at: Epoch
 
 
 class TaskException(Strict):
     """Unhandled exceptions of the users' tasks with one type, message and place, over the whole run."""
 
-    type: str
-    message: str
-    count: int
-    where: str | None = Field(description='the innermost frame in the locustfile: "locustfile.py:12"')
+    type: Text
+    message: Text
+    count: Count
+    where: Text | None = Field(description='the innermost frame in the locustfile: "locustfile.py:12"')
 
 
 class CollectedRun(Strict):
     """The collector's output file, read back by the runner."""
 
-    locust_version: str
-    window_s: float
-    windows: list[CollectedEndpointWindow]
-    cpu: list[CpuSample] = []
-    cpu_warnings: list[str] = []
-    peak_users: int = 0
-    started_at: float | None = None
-    steps: list[StepMark] = []
+    locust_version: Token
+    window_s: WindowSeconds
+    windows: Annotated[list[CollectedEndpointWindow], Many]
+    cpu: Annotated[list[CpuSample], Many] = []
+    cpu_warnings: Annotated[list[Text], Many] = []
+    peak_users: Count = 0
+    started_at: Epoch | None = None
+    steps: Annotated[list[StepMark], Many] = []
     broke: BreakMark | None = None
-    open_model: dict[str, float] | None = None  # open_model.py's counters, summed over processes
-    stopped_at: float | None = None  # epoch seconds: the measured window's end, when in-flight requests were cut off
-    exceptions: list[TaskException] = []  # merged over processes, most frequent first
+    open_model: dict[str, Number] | None = None  # open_model.py's counters, summed over processes
+    stopped_at: Epoch | None = None  # epoch seconds: the measured window's end, when in-flight requests were cut off
+    exceptions: Annotated[list[TaskException], Many] = []  # merged over processes, most frequent first
 
 
 class Stats(Strict):
@@ -135,59 +189,98 @@ class Stats(Strict):
     time so far counts in the percentiles as a lower bound. ``rps`` is requests over the measured window.
     """
 
-    requests: int
-    failures: int
-    unfinished: int = 0
-    error_rate_percent: float
-    rps: float
-    mean_ms: float | None
-    p50_ms: float | None
-    p90_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    p999_ms: float | None
-    max_ms: float | None
+    requests: Count
+    failures: Count
+    unfinished: Count = 0
+    error_rate_percent: Percent
+    rps: Amount
+    mean_ms: Amount | None
+    p50_ms: Amount | None
+    p90_ms: Amount | None
+    p95_ms: Amount | None
+    p99_ms: Amount | None
+    p999_ms: Amount | None
+    max_ms: Amount | None
 
 
 class EndpointResult(Strict):
-    name: str
-    host: str | None = None  # ``RunResult.other_hosts`` only: the host these requests went to
+    name: Text
+    host: Text | None = None  # ``RunResult.other_hosts`` only: the host these requests went to
     stats: Stats
-    errors: list[ErrorCount] = []
-    windows: list[EndpointWindow] = []
+    errors: Annotated[list[ErrorCount], Many] = []
+    windows: Annotated[list[EndpointWindow], Many] = []
 
 
 class GeneratorHealth(Strict):
     """How busy the load generator was; a saturated generator measures itself, not the target."""
 
-    processes: int
-    cpu_median_percent: float | None
-    cpu_max_percent: float | None
+    processes: Count
+    cpu_median_percent: Amount | None
+    cpu_max_percent: Amount | None
     saturated: bool
-    warnings: list[str] = []
+    warnings: Annotated[list[Text], Many] = []
+
+
+class LoadStage(Strict):
+    """One of ``LoadMeta.stages``: over ``duration`` seconds move to ``users`` or ``arrival_rate``."""
+
+    duration: Amount
+    users: Count | None = None
+    arrival_rate: Amount | None = None
+
+
+class LoadMeta(Strict):
+    """The load settings a run ran with (``config.LoadSettings`` as it ran, and ``peak_users``).
+
+    Every version writes them all; version-1 files (before the load profiles) lack the profile settings,
+    which then read as ``LoadSettings``' defaults. ``processes`` and ``window`` may be ``"auto"``.
+    """
+
+    profile: Literal["smoke", "load", "stress", "spike", "soak", "breakpoint"] = "load"
+    users: Count
+    spawn_rate: Amount
+    duration: Amount
+    warmup: Amount
+    window: Amount | Literal["auto"] = "auto"
+    processes: Annotated[int, Field(ge=1, le=MAX_PROCESSES)] | Literal["auto"] = 1
+    workers: Count = 0
+    master_host: Annotated[str, StringConstraints(max_length=255, pattern=r"^[A-Za-z0-9._:\[\]-]*$")] = "127.0.0.1"
+    master_port: Annotated[int, Field(ge=1, le=65_535)] = 5557
+    worker_timeout: Amount = 120.0
+    stop_timeout: Amount = 10.0
+    think_time: Amount = 0.0
+    arrival_rate: Amount | None = None
+    stages: Annotated[list[LoadStage], MaxLen(MAX_STAGES)] | None = None
+    stress_factors: Annotated[list[Amount], MaxLen(MAX_STAGES)] = [1.0, 1.5, 2.0, 3.0]
+    spike_users: Count | None = None
+    step_users: Count | None = None
+    step_duration: Amount = 10.0
+    max_users: Count | None = None
+    break_on: dict[BreakLimit, Amount | None] | None = None
+    peak_users: Count = 0
 
 
 class RunMeta(Strict):
-    tool_version: str
-    locust_version: str
-    target: str
-    started_at: float = Field(description="epoch seconds of the first request")
-    ended_at: float = Field(description="epoch seconds when the run ended (older results: of the last response)")
-    duration_s: float = Field(description="from the first request to the end of the run, warm-up included")
-    measured_s: float = Field(description="the window after warm-up that the totals and throughput cover")
-    measured_from: float = Field(description="start of the first window after warm-up (epoch seconds)")
-    warmup_s: float
-    window_s: float
-    load: dict[str, object]
-    peak_users: int = Field(default=0, description="the most users that ran at once (0: not recorded)")
-    scenario_key: str
-    load_key: str
-    git_sha: str | None = None
-    git_branch: str | None = None
-    baseline_target: str | None = Field(default=None, description="duet mode: the base deployment's URL")
+    tool_version: Token
+    locust_version: Token
+    target: Text
+    started_at: Epoch = Field(description="epoch seconds of the first request")
+    ended_at: Epoch = Field(description="epoch seconds when the run ended (older results: of the last response)")
+    duration_s: Amount = Field(description="from the first request to the end of the run, warm-up included")
+    measured_s: Amount = Field(description="the window after warm-up that the totals and throughput cover")
+    measured_from: Epoch = Field(description="start of the first window after warm-up (epoch seconds)")
+    warmup_s: Amount
+    window_s: WindowSeconds
+    load: LoadMeta
+    peak_users: Count = Field(default=0, description="the most users that ran at once (0: not recorded)")
+    scenario_key: Token
+    load_key: Token
+    git_sha: Token | None = None
+    git_branch: Text | None = None
+    baseline_target: Text | None = Field(default=None, description="duet mode: the base deployment's URL")
     generator: GeneratorHealth
     reliable: bool = True
-    unreliable_reasons: list[str] = []
+    unreliable_reasons: Annotated[list[Text], Many] = []
 
 
 def is_measured(window_start: float, measured_from: float) -> bool:
@@ -198,53 +291,53 @@ def is_measured(window_start: float, measured_from: float) -> bool:
 class StepResult(Strict):
     """One step of a breakpoint run, judged on its settled second half."""
 
-    index: int
-    users: int
-    start: float
-    rps: float
-    p95_ms: float | None
-    error_rate_percent: float
+    index: Count
+    users: Count
+    start: Epoch
+    rps: Amount
+    p95_ms: Amount | None
+    error_rate_percent: Percent
     within_limits: bool
 
 
 class Capacity(Strict):
     """Breakpoint: the most load the service took within the limits (``users`` and ``rps``)."""
 
-    users: int | None
-    rps: float | None
-    broke_at_users: int | None
-    reason: str
-    limits: dict[str, float]
-    steps: list[StepResult]
+    users: Count | None
+    rps: Amount | None
+    broke_at_users: Count | None
+    reason: Text
+    limits: dict[BreakLimit, Amount]
+    steps: Annotated[list[StepResult], Many]
 
 
 class OpenModelResult(Strict):
     """Arrival-rate runs: what was asked, what was achieved, what started late or not at all."""
 
-    target_rps: float
-    achieved_rps: float
-    scheduled: int
-    late: int
-    dropped: int
+    target_rps: Amount
+    achieved_rps: Amount
+    scheduled: Count
+    late: Count
+    dropped: Count
 
 
 class ArmResult(Strict):
     """Duet mode: the base deployment's side of the run, measured at the same time as the head."""
 
-    target: str
+    target: Text
     aggregate: Stats
-    endpoints: list[EndpointResult]
+    endpoints: Annotated[list[EndpointResult], Many]
 
 
 class RunResult(Strict):
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=min(READABLE_VERSIONS), le=SCHEMA_VERSION)
     meta: RunMeta
     aggregate: Stats
-    endpoints: list[EndpointResult]
-    other_hosts: list[EndpointResult] = Field(
+    endpoints: Annotated[list[EndpointResult], Many]
+    other_hosts: Annotated[list[EndpointResult], Many] = Field(
         default=[], description="requests to hosts other than the target: shown, kept out of the aggregate and budget"
     )
-    exceptions: list[TaskException] = []
+    exceptions: Annotated[list[TaskException], Many] = []
     base: ArmResult | None = None
     capacity: Capacity | None = None
     open_model: OpenModelResult | None = None
@@ -267,22 +360,89 @@ def load_result(path: Path) -> RunResult:
 
 
 def parse_result(text: str, *, source: str) -> RunResult:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{source}: not JSON ({exc.msg} at line {exc.lineno}); is it a ci-perf result.json?") from exc
+    """A ``result.json``'s text → its ``RunResult``, or an ``InputError`` in one line that names the file and
+    the first wrong field. The text may be an artifact of a fork's run: nothing in it is trusted (no NaN or
+    Infinity, no repeated keys, numbers and strings only where the schema has them, every value bounded)."""
+    document = _json_document(text, source=source)
     version = document.get("schema_version") if isinstance(document, dict) else None
-    if version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        shown = one_line(json.dumps(version), 40)
         raise InputError(
-            f"{source}: result schema_version {version} is not supported "
+            f"{source}: result schema_version {shown} is not supported "
             f"(this ci-perf reads versions {', '.join(map(str, READABLE_VERSIONS))}); record it again with this version"
         )
     try:
-        return RunResult.model_validate(document)
+        return RunResult.model_validate(document, strict=True)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{source}: not a ci-perf result ({field}: {first['msg']})") from exc
+        problems = exc.errors(include_url=False, include_context=False, include_input=False)
+        where = _field_path(problems[0]["loc"])
+        more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
+        message = f"{where}: {one_line(problems[0]['msg'], 200)}{more}"
+        raise InputError(f"{source}: not a ci-perf result ({message})") from exc
+
+
+class _NotAResult(ValueError):
+    """What the JSON reader's hooks refuse: values ci-perf never writes."""
+
+
+def _json_document(text: str, *, source: str) -> object:
+    try:
+        return json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: not JSON ({exc.msg} at line {exc.lineno}); is it a ci-perf result.json?") from exc
+    except _NotAResult as exc:
+        raise InputError(f"{source}: not a ci-perf result ({exc})") from exc
+    except RecursionError as exc:
+        raise InputError(f"{source}: not a ci-perf result (nested too deeply)") from exc
+
+
+def _no_constant(name: str) -> object:
+    raise _NotAResult(f"{name} is not a number a result holds")
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > len(str(MAX_COUNT)):
+        raise _NotAResult(f"{one_line(digits, 30)} is too large a number")
+    return int(digits)
+
+
+def _finite_float(digits: str) -> float:
+    value = float(digits)
+    if not math.isfinite(value):
+        raise _NotAResult(f"{one_line(digits, 30)} is too large a number")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """One object; a key given twice would let a reader and a renderer see two different values."""
+    document: dict[str, object] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _NotAResult(f"key {one_line(json.dumps(key), 60)} appears twice in one object")
+        document[key] = value
+    return document
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """``meta.load.users``, ``endpoints[3].name``; a key from the file is quoted and made inert."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _IDENTIFIER.fullmatch(part):
+            path += f".{part}" if path else part
+        else:
+            path += f"[{one_line(json.dumps(part), 60)}]"
+    return path or "the file"
 
 
 MatchedOn = Literal["scenario", "load"]

@@ -281,7 +281,7 @@ def _ungated_because(
     if not budget.checks:
         if budget.default_error_rate_percent is None:
             why.append("no budget rule, default error limit disabled")
-        elif meta.load.get("profile") == "breakpoint":
+        elif meta.load.profile == "breakpoint":
             why.append("no budget rule; a breakpoint run has no default error limit")
         else:
             why.append("no budget rule")

@@ -75,7 +75,7 @@ def test_every_request_reaches_both_deployments_and_is_counted_on_its_arm(
     assert "measured in the same run" in (tmp_path / "out" / "report.md").read_text()
     assert load_result(tmp_path / "out" / "result.json").base is not None
     # users per arm: Locust counts the users it started, not their twins (peak_users moves to meta in issue 11)
-    assert 4 in {result.meta.peak_users, result.meta.load.get("peak_users")}
+    assert 4 in {result.meta.peak_users, result.meta.load.peak_users}
 
 
 # -- a shop that validates logins and hands out content to validate ----------------------------------
