@@ -7,6 +7,7 @@ Pure functions of a value; the templates get them as filters (``ms``, ``pct``, `
 from __future__ import annotations
 
 import math
+import re
 
 
 def format_value(value: float | None, unit: str) -> str:
@@ -55,3 +56,28 @@ def format_count(value: int) -> str:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+# Workflow commands the Actions runner reads from a log line: ``::name::`` at its start, ``##[name]`` anywhere;
+# a zero-width space after the first character of each ``::`` and ``##[`` leaves neither to read.
+_COMMAND_OPENER = re.compile(r"[:](?=:)|#(?=#\[)")
+
+
+def flat_text(text: object, limit: int) -> str:
+    """Untrusted text as one line: whitespace of any kind (newlines, CR, U+2028) becomes one space, control and
+    format characters (escapes, zero-width and bidi controls) are dropped, and it is cut at ``limit`` characters."""
+    return _cut(_printable_line(text), limit)
+
+
+def one_line(text: object, limit: int) -> str:
+    """Untrusted text as one inert line for a log, a terminal, a check run's title or an XML attribute:
+    ``flat_text``, and no ``::`` or ``##[`` left for the runner to read as a workflow command."""
+    return _cut(_COMMAND_OPENER.sub(lambda match: match[0] + "\u200b", _printable_line(text)), limit)
+
+
+def _printable_line(text: object) -> str:
+    return "".join(ch for ch in " ".join(str(text).split()) if ch.isprintable())
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -2,7 +2,9 @@
 
 One test case per budget rule (failure when violated, skipped without data) and one per
 regression check (endpoint × metric: failure for a regression, skipped when inconclusive
-or without a baseline). ``xml.etree`` escapes the untrusted endpoint names.
+or without a baseline). Endpoint names are untrusted (an artifact's, in report mode): ``xml.etree``
+escapes markup, and ``formatting.one_line`` drops what XML 1.0 cannot hold at all (control
+characters, lone surrogates) and what a CI log would run as a workflow command.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import xml.etree.ElementTree as ET
 
 from ci_perf.analysis.compare import METRICS
 from ci_perf.analysis.judge import Report, describe_change
-from ci_perf.formatting import format_value
+from ci_perf.formatting import format_value, one_line
 from ci_perf.results import MEASURES
 
 _SKIPPED = {"inconclusive", "no-baseline"}
+NAME_LIMIT = 300  # characters of an endpoint name in a test case's name or message
 
 
 def render_junit(report: Report) -> str:
@@ -22,7 +25,10 @@ def render_junit(report: Report) -> str:
     budget = ET.SubElement(suites, "testsuite", name="ci-perf budget")
     for check in report.budget.checks:
         case = ET.SubElement(
-            budget, "testcase", classname="ci-perf.budget", name=f"{check.endpoint} {check.label} ({check.source})"
+            budget,
+            "testcase",
+            classname="ci-perf.budget",
+            name=f"{one_line(check.endpoint, NAME_LIMIT)} {check.label} ({check.source})",
         )
         relation = "≤" if check.upper_bound else "≥"
         measured = format_value(check.measured, check.unit)
@@ -38,12 +44,16 @@ def render_junit(report: Report) -> str:
                 continue
             label = MEASURES[METRICS[metric.metric]][0]
             case = ET.SubElement(
-                regressions, "testcase", classname="ci-perf.regression", name=f"{endpoint.endpoint} {label}"
+                regressions,
+                "testcase",
+                classname="ci-perf.regression",
+                name=f"{one_line(endpoint.endpoint, NAME_LIMIT)} {label}",
             )
             if metric.verdict == "regression":
-                ET.SubElement(case, "failure", message=describe_change(endpoint.endpoint, metric), type="regression")
+                message = describe_change(one_line(endpoint.endpoint, NAME_LIMIT), metric)
+                ET.SubElement(case, "failure", message=message, type="regression")
             elif metric.verdict in _SKIPPED:
-                ET.SubElement(case, "skipped", message=metric.note or metric.verdict)
+                ET.SubElement(case, "skipped", message=one_line(metric.note or metric.verdict, NAME_LIMIT))
     for suite in (budget, regressions):
         cases = list(suite)
         suite.set("tests", str(len(cases)))

@@ -23,6 +23,7 @@ import jinja2
 from ci_perf.analysis.compare import METRICS
 from ci_perf.analysis.judge import EndpointRow, Report, describe_change
 from ci_perf.formatting import (
+    flat_text,
     format_count,
     format_delta,
     format_ms,
@@ -31,6 +32,7 @@ from ci_perf.formatting import (
     format_points,
     format_rps,
     format_value,
+    one_line,
 )
 from ci_perf.results import MEASURES
 
@@ -62,16 +64,20 @@ def fingerprint_in(markdown: str) -> str | None:
     return match[1] if match else None
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~:#!])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~:#!$])")  # $: GitHub renders $…$ as math
+# what GitHub turns into a link or a notification in a comment's text, however escaped: @mentions, #123 and
+# GH-123 references, bare URLs and www. addresses. A zero-width space after the first character disarms each.
+_AUTOLINKED = re.compile(r"@|\\#|(?<=\\:)(?=//)|(?<=www)(?=\.)|(?<=gh)(?=-)", re.IGNORECASE)
 
 
 def escape_markdown(text: object, limit: int = MAX_NAME_CHARS) -> str:
-    """Untrusted text → inert markdown: no HTML, no links, no emphasis, no table breaks, no mentions."""
-    flat = " ".join(str(text).split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    escaped = html.escape(_MD_SPECIAL.sub(r"\\\1", flat), quote=False)
-    return escaped.replace("@", "@&#8203;")
+    """Untrusted text → inert markdown: no HTML, no links, no emphasis, no table breaks, no mentions.
+
+    One line (newlines, CR and U+2028 become spaces), no control or format characters (bidi and
+    zero-width controls could reorder or hide what follows), at most ``limit`` characters.
+    """
+    escaped = html.escape(_MD_SPECIAL.sub(r"\\\1", flat_text(text, limit)), quote=False)
+    return _AUTOLINKED.sub(lambda match: match[0] + "&#8203;", escaped)
 
 
 def code(text: object, limit: int = MAX_NAME_CHARS) -> str:
@@ -79,9 +85,8 @@ def code(text: object, limit: int = MAX_NAME_CHARS) -> str:
 
 
 def plain(text: object, limit: int = MAX_NAME_CHARS) -> str:
-    """Untrusted text for the terminal: one line, no control characters."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in " ".join(str(text).split()))
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Untrusted text for the terminal and the log: one inert line (``formatting.one_line``)."""
+    return one_line(text, limit)
 
 
 def sparkline(values: Sequence[float | None]) -> str:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from ci_perf.analysis.judge import Report
 from ci_perf.errors import PermissionDenied
+from ci_perf.formatting import one_line
 from ci_perf.github.gateway import GitHubGateway
 from ci_perf.report import fingerprint_in, marker
 
@@ -83,7 +84,7 @@ def publish_check(
     blocks = report.verdict == "fail" or (report.advisory is not None and report.verdict == "inconclusive")
     if blocks and conclusion == "neutral":  # neutral passes a required check: an advisory unknown must not
         conclusion = "action_required" if details_url else "failure"
-    title = _one_line(report.headline, 200)
+    title = one_line(report.headline, 200)  # it names endpoints: untrusted text
     warnings = []
     try:
         url = gateway.create_check_run(
@@ -102,7 +103,7 @@ def publish_check(
         gateway.create_status(
             sha=head_sha,
             state=state,
-            description=_one_line(report.headline, 140),
+            description=one_line(report.headline, 140),
             context=check_name(report.suite),
             target_url=details_url,
         )
@@ -110,8 +111,3 @@ def publish_check(
     except PermissionDenied as exc:
         warnings.append(f"no commit status either: {exc}; the result is in the job summary only")
     return CheckOutcome("summary-only", warnings=tuple(warnings))
-
-
-def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

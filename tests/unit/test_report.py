@@ -10,6 +10,7 @@ from ci_perf import sketches
 from ci_perf.analysis.judge import judge
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, Config, EndpointBudget, Gate, LoadSettings, PerformanceBudget
+from ci_perf.errors import InputError
 from ci_perf.report import (
     COMMENT_LIMIT,
     MARKER,
@@ -19,7 +20,7 @@ from ci_perf.report import (
     render_terminal,
     sparkline,
 )
-from ci_perf.results import Capacity, ErrorCount, History, RunResult, TaskException
+from ci_perf.results import Capacity, ErrorCount, History, RunResult, TaskException, parse_result
 from tests.conftest import collected_run
 from tests.support.runs import noisy_history, two_endpoint_run
 from tests.unit.test_duet import duet_run
@@ -119,19 +120,15 @@ def test_hostile_endpoint_names_and_messages_cannot_break_the_comment() -> None:
         assert bad not in markdown
 
 
-def test_an_artifacts_load_settings_are_escaped_where_the_report_shows_them() -> None:
-    """Report mode reads result.json from a pull request's run: meta.load is its text too."""
+def test_an_artifacts_load_settings_are_numbers_not_text() -> None:
+    """Report mode reads result.json from a pull request's run: meta.load is a typed model, not a free dict."""
     result = summarize_run(
         collected_run(endpoints={"GET /a": [5.0] * 10}), load=LOAD, target="http://x", tool_version="t"
     )
-    hostile = "<img src=x onerror=alert(1)>@team"
-    load = {**result.meta.load, "users": hostile, "spawn_rate": hostile, "processes": hostile}
-    meta = result.meta.model_copy(update={"load": load, "peak_users": 0})
-    report = judge(CONFIG.gate, result.model_copy(update={"meta": meta}), history=History()).report
-    markdown = render_markdown(report)
-    for bad in ("<img", "@team"):
-        assert bad not in markdown
-    assert "&lt;img" in markdown  # shown, as text
+    document = json.loads(result.model_dump_json())
+    document["meta"]["load"]["users"] = "<img src=x onerror=alert(1)>@team"
+    with pytest.raises(InputError, match=r"meta\.load\.users: Input should be a valid integer"):
+        parse_result(json.dumps(document), source="result.json")
 
 
 def test_the_comment_never_exceeds_githubs_limit_and_says_what_was_cut() -> None:
@@ -337,7 +334,7 @@ def test_unfinished_requests_exceptions_and_other_hosts_match_the_golden_report(
 def test_a_breakpoint_run_without_rules_says_it_has_no_default_limit() -> None:
     capacity = Capacity(users=8, rps=100.0, broke_at_users=10, reason="errors", limits={}, steps=[])
     run = _service_run({"GET /api/x": {"503": 25}})
-    meta = run.meta.model_copy(update={"load": {**run.meta.load, "profile": "breakpoint"}})
+    meta = run.meta.model_copy(update={"load": run.meta.load.model_copy(update={"profile": "breakpoint"})})
     report = judge(NO_RULES, run.model_copy(update={"capacity": capacity, "meta": meta}), history=History()).report
     assert report.headline.startswith(
         "capacity 8 users, 100 rps; nothing was gated (no budget rule; a breakpoint run has no default error limit, "
