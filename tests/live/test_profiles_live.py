@@ -46,7 +46,7 @@ def test_each_profile_runs_its_shape_and_counts_every_request(
 ) -> None:
     outcome = _run(_config(tmp_path, load), fresh_demo, tmp_path)
     result = outcome.result
-    assert result.meta.load["peak_users"] == peak
+    assert result.meta.load.peak_users == peak
     assert result.meta.reliable
     assert _all_requests(outcome) == fresh_demo.total()
 
@@ -209,8 +209,8 @@ def test_a_locustfiles_own_shape_runs_whole_with_profile_load(
     outcome = _run(config, fresh_demo, tmp_path)
     meta = outcome.result.meta
     assert meta.peak_users == 5
-    assert meta.load["users"] == 5  # the shape's peak, not load.users
-    assert meta.load["duration"] == 4.0  # the shape's length, not load.duration
+    assert meta.load.users == 5  # the shape's peak, not load.users
+    assert meta.load.duration == 4.0  # the shape's length, not load.duration
     assert meta.duration_s < 30
     assert _all_requests(outcome) == fresh_demo.total()
     assert "· 5 users ·" in (tmp_path / "out" / "report.md").read_text()
