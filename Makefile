@@ -45,7 +45,7 @@ lint: $(BIN)/ci-perf
 # (docs/CONTAINER.md). `make test` runs it too where root, podman and mmdebstrap are at hand;
 # this target fails instead of skipping without them.
 container-test: $(BIN)/ci-perf
-	CI_PERF_CONTAINER_TEST=required $(BIN)/pytest -q tests/container/test_container.py
+	CI_PERF_CONTAINER_TEST=required $(BIN)/pytest -q tests/container
 
 bench: bench-sketch bench-listener bench-pipeline bench-overhead bench-wall
 
