@@ -17,18 +17,23 @@ import pytest
 from tests.container.image import BuiltImage, build_image, missing_requirements, mounts_under, remove_tree, unpack
 
 
-@pytest.fixture(scope="session")
-def image() -> BuiltImage:
+def require(missing: list[str], *, what: str = "the container test") -> None:
+    """Skip or fail, as CI_PERF_CONTAINER_TEST says, when anything is ``missing``; also for ``skip``."""
     mode = os.environ.get("CI_PERF_CONTAINER_TEST", "auto")
     if mode not in {"auto", "required", "skip"}:
         pytest.fail(f"CI_PERF_CONTAINER_TEST={mode!r}: use required, skip or auto")
     if mode == "skip":
         pytest.skip("CI_PERF_CONTAINER_TEST=skip")
-    if missing := missing_requirements():
-        reason = f"the container test needs {', '.join(missing)} (.ci/run installs podman and mmdebstrap)"
+    if missing:
+        reason = f"{what} needs {', '.join(missing)} (.ci/run installs podman and mmdebstrap)"
         if mode == "required":
             pytest.fail(f"CI_PERF_CONTAINER_TEST=required: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def image() -> BuiltImage:
+    require(missing_requirements())
     return build_image()
 
 

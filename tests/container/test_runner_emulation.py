@@ -8,6 +8,7 @@ and the in-process tests (tests/live/test_action.py) cover the API against the f
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from ci_perf.action import LOOPBACK_HINT
 from tests.conftest import DemoService, start_demo_service, write
+from tests.container.conftest import require
 from tests.container.image import BuiltImage
 from tests.container.runner_emulation import ActionRun, Bridge, Job, docker_bridge, leftovers, run_docker_action
 
@@ -32,6 +34,7 @@ NO_API = {"github_token": ""}  # the namespace reaches the runner only, not api.
 
 @pytest.fixture(scope="module")
 def bridge(image: BuiltImage) -> Iterator[Bridge]:  # image: skipped or failed with the container tests
+    require(["iproute2 (ip)"] if shutil.which("ip") is None else [], what="the runner emulation")
     with docker_bridge() as made:
         yield made
     assert not leftovers(made)
