@@ -50,9 +50,9 @@ def test_the_action_is_a_docker_action_with_the_outputs_it_writes() -> None:
 WORKFLOWS = _readme_workflows()
 
 
-def test_the_readme_has_the_four_workflows() -> None:
+def test_the_readme_has_the_five_workflows() -> None:
     names = [w["name"] for w in WORKFLOWS]
-    assert names == ["perf", "perf-check", "perf-report", "perf-duet"]
+    assert names == ["perf", "perf-host", "perf-check", "perf-report", "perf-duet"]
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[str(w["name"]) for w in WORKFLOWS])
@@ -65,7 +65,8 @@ def test_each_readme_workflow_is_complete_and_uses_only_real_inputs(workflow: di
         assert job["runs-on"] == "ubuntu-latest"
         assert job.get("permissions") or workflow.get("permissions")
         steps = job["steps"]
-        ours = [s for s in steps if str(s.get("uses", "")).startswith("ci-perf/ci-perf@")]
+        # the Docker action or host mode (host/action.yml: the same inputs)
+        ours = [s for s in steps if str(s.get("uses", "")).startswith(("ci-perf/ci-perf@", "ci-perf/ci-perf/host@"))]
         assert len(ours) == 1
         assert set(ours[0].get("with", {})) <= set(ACTION["inputs"])
 
