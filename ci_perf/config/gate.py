@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from ci_perf.config.server import SECTIONS, SLOW_QUERY_PERCENT, ServerMetricsSettings
 from ci_perf.config.units import HttpUrl, PositiveNumber
 from ci_perf.models import Strict
 
@@ -31,8 +32,8 @@ class EndpointBudget(Strict):
 class PerformanceBudget(Strict):
     """The seed's ``performance_budget`` block, accepted verbatim, plus per-endpoint overrides.
 
-    ``database`` and ``external_services`` need a server-metrics source; they are
-    kept and shown as "not measured", never dropped. ``default_error_rate_percent`` is ours:
+    ``database`` and ``external_services`` are measured through ``server_metrics`` (Prometheus); without
+    it they are kept and shown as "not measured", never dropped. ``default_error_rate_percent`` is ours:
     the error limit of every endpoint that neither ``api_endpoints`` nor an override limits.
     ``max_task_exceptions`` is ours too: a task that raises is a failure of the run, as in Locust.
     """
@@ -55,6 +56,22 @@ class PerformanceBudget(Strict):
     )
     database: dict[str, float] | None = None
     external_services: dict[str, float] | None = None
+
+    def server_rules(self) -> dict[str, float]:
+        """``database``/``external_services`` as rules (``database.query_p95_ms`` → limit).
+
+        ``slow_query_threshold_ms`` is a threshold, not a limit: its rule limits the share of slower
+        queries to ``database.slow_query_percent`` (SLOW_QUERY_PERCENT unless set).
+        """
+        rules: dict[str, float] = {}
+        for section in SECTIONS:
+            block = getattr(self, section) or {}
+            for key, value in block.items():
+                if section == "database" and key == "slow_query_threshold_ms":
+                    rules[f"{section}.{key}"] = block.get("slow_query_percent", SLOW_QUERY_PERCENT)
+                elif not (section == "database" and key == "slow_query_percent"):
+                    rules[f"{section}.{key}"] = value
+        return rules
 
 
 class Comparison(Strict):
@@ -87,6 +104,19 @@ class Gate(Strict):
 
     performance_budget: PerformanceBudget = PerformanceBudget()
     comparison: Comparison = Comparison()
+    server_metrics: ServerMetricsSettings | None = None
+
+    @model_validator(mode="after")
+    def _every_server_rule_has_a_query(self) -> Gate:
+        if self.server_metrics is None:
+            return self
+        for rule in self.performance_budget.server_rules():
+            if self.server_metrics.query_for(rule) is None:
+                raise ValueError(
+                    f"performance_budget.{rule} has no default query; give it one under "
+                    f"server_metrics.queries (e.g. {rule}: 'max(my_metric{{{{matchers}}}})')"
+                )
+        return self
 
 
 def gate_changes(base: Gate, head: Gate) -> list[str]:
@@ -96,9 +126,13 @@ def gate_changes(base: Gate, head: Gate) -> list[str]:
     ]
 
 
-def setting_changes(section: str, base: BaseModel, head: BaseModel) -> list[str]:
+def setting_changes(section: str, base: BaseModel | None, head: BaseModel | None) -> list[str]:
     """What ``head`` changes in ``base``, a line per setting, named under ``section`` (``load.users: 10 → 2``)."""
-    return _diff(section, base.model_dump(mode="json"), head.model_dump(mode="json"))
+    return _diff(section, _dump(base), _dump(head))
+
+
+def _dump(section: BaseModel | None) -> object:
+    return section.model_dump(mode="json") if section is not None else None
 
 
 def _diff(path: str, before: object, after: object) -> list[str]:

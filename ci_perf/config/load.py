@@ -32,7 +32,7 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 
 
-def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+def check_headers(headers: dict[str, str]) -> dict[str, str]:
     """Names are tokens; values are one line, and every ``$`` starts ``${NAME}`` (``$$`` is a literal ``$``)."""
     for name, value in headers.items():
         if not _HEADER_NAME.fullmatch(name):
@@ -59,7 +59,7 @@ class Endpoint(Strict):
     path: Annotated[str, AfterValidator(partial(absolute_path, example="/api/products"))]
     body: Any = None
     weight: int = Field(default=1, ge=1)
-    headers: Annotated[dict[str, str], AfterValidator(_check_headers)] = Field(
+    headers: Annotated[dict[str, str], AfterValidator(check_headers)] = Field(
         default={}, description="sent with every request; ${NAME} is the environment variable NAME (e.g. a token)"
     )
 
@@ -76,24 +76,34 @@ def unset_header_variables(
     ``environ`` is ours; ``withheld`` names what the runner keeps from Locust's on purpose (the
     GitHub token: the locustfile is the pull request's code). ``None`` when every one is set.
     """
-    problems = []
-    for index, endpoint in enumerate(endpoints):
-        for header, value in endpoint.headers.items():
-            for variable in string.Template(value).get_identifiers():
-                if variable in environ and variable not in withheld:
-                    continue
-                field = f"endpoints[{index}].headers.{header}"
-                if variable in withheld:
-                    problems.append(
-                        f"{field}: ${{{variable}}} is withheld from the load test (ci-perf never passes "
-                        f"{', '.join(sorted(withheld))} to Locust); put the credential in another variable"
-                    )
-                else:
-                    problems.append(
-                        f"{field}: the environment variable {variable} is not set; export it before running "
-                        f"ci-perf (in a workflow: env: {{{variable}: ${{{{ secrets.{variable} }}}}}})"
-                    )
+    problems = [
+        problem
+        for index, endpoint in enumerate(endpoints)
+        for problem in header_variable_problems(f"endpoints[{index}].headers", endpoint.headers, environ, withheld)
+    ]
     return "; ".join(problems) or None
+
+
+def header_variable_problems(
+    field: str, headers: Mapping[str, str], environ: Mapping[str, str], withheld: Collection[str] = ()
+) -> list[str]:
+    """One sentence per ``${NAME}`` in ``headers`` (the setting ``field``) that ``environ`` lacks or withholds."""
+    problems = []
+    for header, value in headers.items():
+        for variable in string.Template(value).get_identifiers():
+            if variable in environ and variable not in withheld:
+                continue
+            if variable in withheld:
+                problems.append(
+                    f"{field}.{header}: ${{{variable}}} is withheld from the load test (ci-perf never passes "
+                    f"{', '.join(sorted(withheld))} to Locust); put the credential in another variable"
+                )
+            else:
+                problems.append(
+                    f"{field}.{header}: the environment variable {variable} is not set; export it before running "
+                    f"ci-perf (in a workflow: env: {{{variable}: ${{{{ secrets.{variable} }}}}}})"
+                )
+    return problems
 
 
 def endpoint_from_line(value: object) -> object:

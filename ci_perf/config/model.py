@@ -10,10 +10,14 @@ from pydantic import BeforeValidator, ValidationError, model_validator
 
 from ci_perf.config.gate import Comparison, Gate
 from ci_perf.config.load import BreakOn, Endpoint, LoadSettings, Readiness, endpoint_from_line
+from ci_perf.config.server import ServerMetricsSettings
 from ci_perf.config.units import HttpUrl
 from ci_perf.models import Strict
 
-FILE_KEYS = ("target", "locustfile", "endpoints", "load", "readiness", "performance_budget", "comparison", "store")
+FILE_KEYS = (
+    "target", "locustfile", "endpoints", "load", "readiness", "performance_budget", "comparison", "server_metrics",
+    "store",
+)  # fmt: skip
 
 
 class StoreSettings(Strict):
@@ -28,8 +32,13 @@ class Config(Strict):
     endpoints: list[Annotated[Endpoint, BeforeValidator(endpoint_from_line)]] | None = None
     load: LoadSettings = LoadSettings()
     readiness: Readiness = Readiness()
-    gate: Gate = Gate()  # the file's performance_budget and comparison sections
+    gate: Gate = Gate()  # the file's performance_budget, comparison and server_metrics sections
     store: StoreSettings = StoreSettings()
+
+    @property
+    def server_metrics(self) -> ServerMetricsSettings | None:
+        """Server-side budgets through Prometheus (part of the gate: the base branch's in a pull request)."""
+        return self.gate.server_metrics
 
     @model_validator(mode="before")
     @classmethod
