@@ -21,7 +21,7 @@ from ci_perf.config.load import (
     unset_header_variables,
 )
 from ci_perf.config.model import Config, StoreSettings, config_schema, with_comparison, with_gate, with_load
-from ci_perf.config.server import DEFAULT_QUERIES, CustomMetric, ServerMetricsSettings
+from ci_perf.config.server import DEFAULT_QUERIES, CustomMetric, ExportSettings, ServerMetricsSettings
 from ci_perf.config.units import check_http_url, format_duration, parse_duration, parse_rate
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "CustomMetric",
     "Endpoint",
     "EndpointBudget",
+    "ExportSettings",
     "Gate",
     "LoadSettings",
     "PerformanceBudget",

@@ -10,13 +10,13 @@ from pydantic import BeforeValidator, ValidationError, model_validator
 
 from ci_perf.config.gate import Comparison, Gate
 from ci_perf.config.load import BreakOn, Endpoint, LoadSettings, Readiness, endpoint_from_line
-from ci_perf.config.server import ServerMetricsSettings
+from ci_perf.config.server import ExportSettings, ServerMetricsSettings
 from ci_perf.config.units import HttpUrl
 from ci_perf.models import Strict
 
 FILE_KEYS = (
     "target", "locustfile", "endpoints", "load", "readiness", "performance_budget", "comparison", "server_metrics",
-    "store",
+    "store", "export",
 )  # fmt: skip
 
 
@@ -34,6 +34,7 @@ class Config(Strict):
     readiness: Readiness = Readiness()
     gate: Gate = Gate()  # the file's performance_budget, comparison and server_metrics sections
     store: StoreSettings = StoreSettings()
+    export: ExportSettings = ExportSettings()  # the run's RED metrics for Prometheus (a Pushgateway)
 
     @property
     def server_metrics(self) -> ServerMetricsSettings | None:

@@ -152,6 +152,15 @@ class ServerMetricsSettings(Strict):
         return self.queries.get(rule) or DEFAULT_QUERIES.get(rule)
 
 
+class ExportSettings(Strict):
+    """``export:``: where the run's own RED metrics go besides ``<out>/metrics.prom`` (``ci_perf/export.py``)."""
+
+    pushgateway: HttpUrl | None = Field(
+        default=None, description="a Prometheus Pushgateway to push each run's metrics to (job ci-perf)"
+    )
+    timeout: Duration = Field(default=5.0, gt=0, le=60, description="how long each step of the push may take")
+
+
 def unit_of(rule: str) -> str:
     """How a server-side rule's value reads: ms, % or a plain number."""
     key = rule.rsplit(".", 1)[-1]
