@@ -72,7 +72,12 @@ def flat_text(text: object, limit: int) -> str:
 def one_line(text: object, limit: int) -> str:
     """Untrusted text as one inert line for a log, a terminal, a check run's title or an XML attribute:
     ``flat_text``, and no ``::`` or ``##[`` left for the runner to read as a workflow command."""
-    return _cut(_COMMAND_OPENER.sub(lambda match: match[0] + "\u200b", _printable_line(text)), limit)
+    return _cut(inert(_printable_line(text)), limit)
+
+
+def inert(text: str) -> str:
+    """``text`` with a zero-width space inside every ``::`` and ``##[``: no line of it is a workflow command."""
+    return _COMMAND_OPENER.sub(lambda match: match[0] + "\u200b", text)
 
 
 def _printable_line(text: object) -> str:

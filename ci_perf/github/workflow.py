@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from ci_perf.formatting import inert
+
 SUMMARY_LIMIT = 1024 * 1024  # GitHub rejects a step summary above 1 MiB
 # every problem a ConfigError reports is one line "FILE[:LINE]: text" (config.py writes them so)
 _PROBLEM = re.compile(r"^(?P<file>[^:\n]+?)(?::(?P<line>\d+))?: (?P<text>.+)$")
@@ -28,7 +30,8 @@ class WorkflowLog:
         self.stream.flush()
 
     def info(self, message: str) -> None:
-        self._write(f"ci-perf: {message}")
+        """A plain line; what it quotes (a config's endpoint, an artifact's commit) never reads as a command."""
+        self._write(f"ci-perf: {inert(message)}")
 
     def warning(self, message: str) -> None:
         self._write(f"::warning title=ci-perf::{_escape_data(message)}" if self.on_actions else f"warning: {message}")

@@ -390,3 +390,12 @@ def test_a_refusal_counts_the_other_problems() -> None:
         InputError, match=r"aggregate\.requests: Input should be greater than or equal to 0; and 1 more"
     ):
         parse_result(json.dumps(document), source="result.json")
+
+
+@pytest.mark.parametrize("payload", ["error-command", "v1-mid-line", "newline-command", "cr-command", "stop-commands"])
+def test_a_plain_log_line_that_quotes_hostile_text_is_no_command(payload: str) -> None:
+    """``WorkflowLog.info`` quotes commit ids, endpoints and paths outside ``untrusted()``."""
+    stream = io.StringIO()
+    WorkflowLog(stream, on_actions=True).info(f"the artifact's result is of commit {PAYLOADS[payload]}")
+    assert workflow_commands(stream.getvalue()) == []
+    assert "pwned" in stream.getvalue()
