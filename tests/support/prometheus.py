@@ -161,7 +161,8 @@ def _wait_ready(server: Server, path: str) -> bool:
 
 def _start_pushgateway(directory: Path) -> Server:
     port = free_port()
-    command = [str(binary(PUSHGATEWAY)), f"--web.listen-address=127.0.0.1:{port}"]
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every test's groups would be shared
+    command = [str(binary(PUSHGATEWAY)), f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
     return _spawn(command, directory / f"pushgateway-{port}.log", f"http://127.0.0.1:{port}")
 
 
