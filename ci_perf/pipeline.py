@@ -28,6 +28,7 @@ from ci_perf.loadtest.readiness import wait_until_ready
 from ci_perf.loadtest.runner import check_header_variables, check_run, run_locust
 from ci_perf.report import render
 from ci_perf.results import History, RunResult, load_result, save_result
+from ci_perf.servermetrics import check_queries, with_server_metrics
 from ci_perf.store import BaselineStore
 from ci_perf.store.local import LocalStore
 
@@ -161,6 +162,7 @@ def measure(
         raise InputError("no target: set target: in the config or pass --target http://host:port")
     checked = check_run(config, extra_args=extra_args, environ=environ)  # Locust's settings, the locustfile
     check_header_variables(config, environ)  # before the readiness wait: exit 2 naming the variable
+    check_server_metrics(config, environ=environ, echo=echo)  # a query that does not parse: exit 2, before any load
     baseline_target = config.gate.comparison.baseline_target
     wait_until_ready(url, config.readiness)
     if baseline_target:
@@ -198,9 +200,29 @@ def measure(
         warnings=shared_host_warning(url, baseline_target) if baseline_target else (),
         break_on=config.break_limits() if config.load.profile == "breakpoint" else None,
     )
+    result = measure_server_side(config, result, environ=environ)
     save_result(result, out_dir / "result.json")
     load_run.collected_path.unlink(missing_ok=True)  # result.json holds all of it now
     return result
+
+
+def check_server_metrics(config: Config, *, environ: Mapping[str, str], echo: TextIO | None) -> None:
+    """Have Prometheus parse every server-side query (``ConfigError`` if one does not); a Prometheus that
+    cannot be asked now is a warning: the run goes on, and its metrics will say why they are missing."""
+    if config.server_metrics is None:
+        return
+    budget = config.gate.performance_budget
+    warning = check_queries(config.server_metrics, budget, environ=environ, now=time.time())
+    if warning and echo is not None:
+        echo.write(f"ci-perf: warning: {warning}\n")
+        echo.flush()
+
+
+def measure_server_side(config: Config, result: RunResult, *, environ: Mapping[str, str]) -> RunResult:
+    """The run's server-side metrics (``server_metrics``) over its measured window, known only now."""
+    if config.server_metrics is None:
+        return result
+    return with_server_metrics(result, config.server_metrics, config.gate.performance_budget, environ=environ)
 
 
 def _workers_wanted(config: Config) -> str:

@@ -26,9 +26,10 @@ from ci_perf.models import Strict
 from ci_perf.sketches import Sketch
 
 # 2: duet (``base``), capacity, open model; 3: unfinished requests, task exceptions, other hosts, the users that
-# ran, throughput over the measured window. Older files read as they are (the new fields take their defaults).
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# ran, throughput over the measured window; 4: server-side metrics from Prometheus (``server``,
+# ``server_requests``). Older files read as they are (the new fields take their defaults).
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 AGGREGATE = "(all endpoints)"  # the name of the all-endpoints row in every table
 
 
@@ -329,6 +330,31 @@ class ArmResult(Strict):
     endpoints: Annotated[list[EndpointResult], Many]
 
 
+class ServerPoint(Strict):
+    """One step of a server-side metric's series: the value of its query over the step ending at ``at``."""
+
+    at: Epoch
+    value: Number
+
+
+class ServerMetric(Strict):
+    """A server-side metric measured through Prometheus over the run's measured window (issue 14).
+
+    ``name`` is the budget rule (``database.query_p95_ms``) or a custom metric's name; ``query`` the PromQL
+    as sent (placeholders filled in, never a credential); ``value`` the run-level value, or ``None`` with
+    ``reason`` (``not measured: …``). Duet mode: ``base_value``/``base_reason`` are the base deployment's.
+    """
+
+    name: Token
+    query: Text
+    unit: Annotated[str, StringConstraints(max_length=10)] = ""
+    value: Number | None
+    reason: Text | None = None
+    series: Annotated[list[ServerPoint], Many] = []
+    base_value: Number | None = None
+    base_reason: Text | None = None
+
+
 class RunResult(Strict):
     schema_version: int = Field(default=SCHEMA_VERSION, ge=min(READABLE_VERSIONS), le=SCHEMA_VERSION)
     meta: RunMeta
@@ -341,6 +367,12 @@ class RunResult(Strict):
     base: ArmResult | None = None
     capacity: Capacity | None = None
     open_model: OpenModelResult | None = None
+    server: Annotated[list[ServerMetric], Many] = Field(
+        default=[], description="server-side metrics from Prometheus over the measured window (server_metrics)"
+    )
+    server_requests: dict[Text, Amount] = Field(
+        default={}, description="the server's own request count per endpoint ('GET /api/x'), when it has one"
+    )
 
 
 def save_result(result: RunResult, path: Path) -> None:

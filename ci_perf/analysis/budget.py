@@ -15,7 +15,11 @@ Semantics (also in the README):
   Breakpoint runs (``result.capacity``) never get it: they push the service past its limits on purpose.
 * ``max_task_exceptions`` (0 unless set; ``null`` disables it) limits the locustfile's unhandled task
   exceptions over the whole run; its check (endpoint ``(locustfile)``) is listed only when a task raised.
-* ``database`` and ``external_services`` are kept and reported as not measured.
+* ``database`` and ``external_services`` are checked against the run's server-side metrics
+  (``RunResult.server``, measured through Prometheus; ``source`` ``"server_metrics"``, endpoint the
+  section), as are ``server_metrics.custom`` metrics (endpoint ``custom``). A rule Prometheus could
+  not measure is listed as unmeasured with its reason (``on_unmeasured: warn``), or fails as a check
+  without a value (``on_unmeasured: fail``). Without ``server_metrics`` they stay not measured.
 """
 
 from __future__ import annotations
@@ -23,13 +27,28 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from ci_perf.config import EndpointBudget, PerformanceBudget
+from ci_perf.config import EndpointBudget, PerformanceBudget, ServerMetricsSettings
+from ci_perf.config.server import unit_of
 from ci_perf.models import Frozen
 from ci_perf.results import AGGREGATE, MEASURES, RunResult, Stats
 
 NOT_MEASURED = "not measured: needs a server-metrics source"
 DEFAULT_SOURCE = "default"  # BudgetCheck.source of the default error-rate limit
 LOCUSTFILE = "(locustfile)"  # BudgetCheck.endpoint of the task-exceptions rule: the run's code, no endpoint
+SERVER_SOURCE = "server_metrics"  # BudgetCheck.source of a server-side rule
+CUSTOM = "custom"  # BudgetCheck.endpoint of a server_metrics.custom metric
+NO_SERVER_METRICS = "not measured: this run has no server metrics (server_metrics was not set when it ran)"
+# server-side rule → how tables name what it measures
+SERVER_LABELS: dict[str, str] = {
+    "database.query_p95_ms": "query p95",
+    "database.query_p99_ms": "query p99",
+    "database.connection_pool_utilization": "pool in use (peak)",
+    "database.slow_query_threshold_ms": "slow queries",
+    "external_services.p95_latency_ms": "call p95",
+    "external_services.timeout_ms": "call p99 (timeout)",
+    "external_services.retry_count": "retries",
+    "external_services.circuit_breaker_threshold": "call failures",
+}
 
 # budget field → the Stats field it limits (an upper bound where higher is worse, else a lower bound)
 RULES: dict[str, str] = {
@@ -53,7 +72,8 @@ class BudgetCheck(Frozen):
     measured: float | None
     upper_bound: bool
     status: RuleStatus
-    source: str  # "api_endpoints", the override's glob, DEFAULT_SOURCE or "max_task_exceptions"
+    source: str  # "api_endpoints", the override's glob, DEFAULT_SOURCE, "max_task_exceptions" or SERVER_SOURCE
+    reason: str | None = None  # a server-side rule failed for want of a value (on_unmeasured: fail): why
 
     @property
     def by_default(self) -> bool:
@@ -162,7 +182,61 @@ def _exceptions_check(budget: PerformanceBudget, raised: int) -> BudgetCheck:
     )
 
 
-def check_budget(budget: PerformanceBudget, result: RunResult) -> BudgetReport:
+def _server_limits(
+    budget: PerformanceBudget, server: ServerMetricsSettings | None
+) -> list[tuple[str, float, str, bool]]:
+    """(name, limit, unit, higher is worse) of each server-side rule: the budget's, then the custom metrics'."""
+    limits = [(rule, limit, unit_of(rule), True) for rule, limit in budget.server_rules().items()]
+    return limits + [(c.name, c.limit, c.unit, c.higher_is_worse) for c in (server.custom if server else [])]
+
+
+def server_checks(
+    budget: PerformanceBudget, result: RunResult, server: ServerMetricsSettings | None
+) -> tuple[list[BudgetCheck], list[UnmeasuredRule]]:
+    """The server-side rules against ``result.server``; limits, units and directions come from the gate."""
+    if server is None and not result.server:  # no server-metrics source: every rule as written, not measured
+        return [], [
+            UnmeasuredRule(section=section, rule=rule, limit=limit)
+            for section, block in (("database", budget.database), ("external_services", budget.external_services))
+            for rule, limit in (block or {}).items()
+        ]
+    measured = {metric.name: metric for metric in result.server}
+    checks: list[BudgetCheck] = []
+    unmeasured: list[UnmeasuredRule] = []
+    for name, limit, unit, upper in _server_limits(budget, server):
+        section, _, rule = name.rpartition(".")
+        metric = measured.get(name)
+        value = metric.value if metric else None
+        if value is None:
+            reason = (metric.reason if metric else None) or NO_SERVER_METRICS
+            if server is None or server.on_unmeasured == "warn":
+                unmeasured.append(UnmeasuredRule(section=section or CUSTOM, rule=rule, limit=limit, reason=reason))
+                continue
+        else:
+            reason = None
+        passed = value is not None and (value <= limit if upper else value >= limit)
+        checks.append(
+            BudgetCheck(
+                endpoint=section or CUSTOM,
+                rule=rule,
+                label=SERVER_LABELS.get(name, rule),
+                unit=unit,
+                limit=limit,
+                measured=value,
+                upper_bound=upper,
+                status="pass" if passed else "fail",
+                source=SERVER_SOURCE,
+                reason=reason,
+            )
+        )
+    return checks, unmeasured
+
+
+def check_budget(
+    budget: PerformanceBudget, result: RunResult, server: ServerMetricsSettings | None = None
+) -> BudgetReport:
+    """Every rule of ``budget`` against ``result``; ``server`` is the gate's ``server_metrics`` (custom metrics,
+    ``on_unmeasured``)."""
     checks: list[BudgetCheck] = []
     matched: set[str] = set()
     with_default = result.capacity is None
@@ -175,11 +249,8 @@ def check_budget(budget: PerformanceBudget, result: RunResult) -> BudgetReport:
         checks.append(_check(AGGREGATE, result.aggregate, "throughput_rps", throughput, "api_endpoints"))
     if budget.max_task_exceptions is not None and result.exceptions:
         checks.append(_exceptions_check(budget, sum(e.count for e in result.exceptions)))
-    unmeasured = [
-        UnmeasuredRule(section=section, rule=rule, limit=limit)
-        for section, block in (("database", budget.database), ("external_services", budget.external_services))
-        for rule, limit in (block or {}).items()
-    ]
+    server_rules, unmeasured = server_checks(budget, result, server)
+    checks.extend(server_rules)
     return BudgetReport(
         checks=checks,
         unmeasured=unmeasured,

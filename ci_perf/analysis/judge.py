@@ -15,6 +15,7 @@ from typing import Literal
 
 from ci_perf.analysis.budget import LOCUSTFILE, BudgetCheck, BudgetReport, check_budget
 from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison, MetricComparison, compare_runs
+from ci_perf.analysis.server import ServerReport, server_report
 from ci_perf.config import Comparison, Gate
 from ci_perf.errors import EXIT_ENVIRONMENT, EXIT_GATE_FAILED, EXIT_PASS
 from ci_perf.formatting import format_delta, format_points, format_rps, format_value, plural
@@ -79,6 +80,7 @@ class Report(Frozen):
     other_hosts: list[EndpointResult] = []  # requests to other hosts (no windows): shown, never gated
     suite: str | None = None  # the action's ``id``: which of a repository's suites this is (names the report)
     unmatched_baseline: str | None = None  # why the base branch's history cannot judge this run (it changed the load)
+    server: ServerReport | None = None  # server-side metrics from Prometheus (server_metrics), when the run has them
 
     @property
     def verdict(self) -> Literal["pass", "fail", "inconclusive"]:
@@ -345,7 +347,7 @@ def judge(
     ``suite`` names the report (the action's ``id``); ``unmatched``: a changed load without a baseline.
     """
     comparison = compare_runs(result, history.runs, settings=gate.comparison, matched_on=history.matched_on)
-    budget = check_budget(gate.performance_budget, result)
+    budget = check_budget(gate.performance_budget, result, gate.server_metrics)
     report = build_report(
         meta=result.meta,
         aggregate=result.aggregate,
@@ -358,7 +360,9 @@ def judge(
         capacity=result.capacity,
         open_model=result.open_model,
     )
-    report = _with_side_findings(report, result).model_copy(update={"advisory": advisory, "suite": suite or None})
+    server = server_report(result, history.runs, budget=budget, settings=gate.comparison, server=gate.server_metrics)
+    report = _with_server(_with_side_findings(report, result), server)
+    report = report.model_copy(update={"advisory": advisory, "suite": suite or None})
     return Judgement(report=_without_baseline(report, unmatched) if unmatched else report)
 
 
@@ -372,6 +376,22 @@ def _without_baseline(report: Report, unmatched: Unmatched) -> Report:
     elif report.status == "pass":
         budget = _budget_phrase(report.budget, gating="budget" in report.comparison_settings.fail_on)
         update["headline"] = "not compared: no baseline for the changed load" + (f"; {budget}" if budget else "")
+    return report.model_copy(update=update)
+
+
+def _with_server(report: Report, server: ServerReport | None) -> Report:
+    """The "Server side" section; its regressions (history mode) gate like the endpoints' (``fail_on``)."""
+    if server is None:
+        return report
+    update: dict[str, object] = {"server": server}
+    regressions = server.regressions
+    if regressions and "regression" in report.comparison_settings.fail_on and report.meta.reliable:
+        reason = plural(len(regressions), "server-side regression")
+        named = "; ".join(f"{row.name} {format_delta(row.delta_percent)}" for row in regressions[:3])
+        headline = (
+            f"{report.headline}; {reason} ({named})" if report.status == "fail" else f"failed: {reason} ({named})"
+        )
+        update |= {"status": "fail", "gate_reasons": [*report.gate_reasons, reason], "headline": headline}
     return report.model_copy(update=update)
 
 
