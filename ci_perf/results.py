@@ -419,17 +419,13 @@ class _NotAResult(ValueError):
 
 def _json_document(text: str, *, source: str) -> object:
     try:
-        return json.loads(
-            text,
-            parse_constant=_no_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-            object_pairs_hook=_unique_keys,
-        )
+        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"{source}: not JSON ({exc.msg} at line {exc.lineno}); is it a ci-perf result.json?") from exc
     except _NotAResult as exc:
         raise InputError(f"{source}: not a ci-perf result ({exc})") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts (4,300)
+        raise InputError(f"{source}: not a ci-perf result (a number too large: {one_line(exc, 80)})") from exc
     except RecursionError as exc:
         raise InputError(f"{source}: not a ci-perf result (nested too deeply)") from exc
 
@@ -438,26 +434,13 @@ def _no_constant(name: str) -> object:
     raise _NotAResult(f"{name} is not a number a result holds")
 
 
-def _bounded_int(digits: str) -> int:
-    if len(digits.lstrip("-")) > len(str(MAX_COUNT)):
-        raise _NotAResult(f"{one_line(digits, 30)} is too large a number")
-    return int(digits)
-
-
-def _finite_float(digits: str) -> float:
-    value = float(digits)
-    if not math.isfinite(value):
-        raise _NotAResult(f"{one_line(digits, 30)} is too large a number")
-    return value
-
-
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """One object; a key given twice would let a reader and a renderer see two different values."""
-    document: dict[str, object] = {}
-    for key, value in pairs:
-        if key in document:
-            raise _NotAResult(f"key {one_line(json.dumps(key), 60)} appears twice in one object")
-        document[key] = value
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise _NotAResult(f"key {one_line(json.dumps(twice), 60)} appears twice in one object")
     return document
 
 
