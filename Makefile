@@ -34,12 +34,14 @@ test-fast: $(BIN)/ci-perf
 test-compat: $(BIN)/ci-perf
 	$(BIN)/pytest -q tests/compat
 
+# The README's workflows (and any in docs/*.md): actionlint and zizmor --offline (tests/support/readme_workflows.py)
 lint: $(BIN)/ci-perf
-	$(BIN)/ruff check ci_perf tests benchmarks
-	$(BIN)/ruff format --check ci_perf tests benchmarks
-	$(BIN)/mypy --strict ci_perf
+	$(BIN)/ruff check ci_perf tests benchmarks docker
+	$(BIN)/ruff format --check ci_perf tests benchmarks docker
+	$(BIN)/mypy --strict ci_perf docker/slim.py tests/support/readme_workflows.py
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/python -m tests.support.readme_workflows
 
 # The GitHub Action's image built from Dockerfile and run without a container runtime
 # (docs/CONTAINER.md). `make test` runs it too where root, podman and mmdebstrap are at hand;
