@@ -155,6 +155,10 @@ def _artifact(spec: dict[str, Any]) -> str:
         first = document[key][0]
         unique = "name" if "name" in first else "message"
         document[key] = [{**first, unique: f"{first[unique]} {i}"} for i in range(times)]
+    if "duet_target" in spec:  # a base arm measured in the same run, at a URL the artifact names
+        arm = {"target": spec["duet_target"], "aggregate": document["aggregate"], "endpoints": document["endpoints"]}
+        document["base"] = arm
+        document["meta"]["baseline_target"] = spec["duet_target"]
     text = _dumps(document)
     if "duplicate" in spec:  # the key again, later in the same object: a reader that keeps the last sees it
         key = _parse_path(spec["duplicate"])[-1]
