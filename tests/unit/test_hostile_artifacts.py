@@ -34,7 +34,7 @@ from ci_perf.formatting import one_line
 from ci_perf.github.workflow import WorkflowLog, append_summary
 from ci_perf.junit import render_junit
 from ci_perf.pipeline import conclude
-from ci_perf.report import MARKER
+from ci_perf.report import MARKER, escape_markdown
 from ci_perf.results import History, RunResult, TaskException, parse_result
 from tests.conftest import collected_run
 from tests.support.workflow_commands import workflow_commands
@@ -276,6 +276,9 @@ def _check_refusal(error: InputError) -> None:
     assert "\r" not in message, message
     assert len(message) < 600, message
     assert workflow_commands(f"ci-perf: error: {message}") == [], message
+    summary = escape_markdown(message, 500)  # the action's job summary of a run that could not happen
+    assert not _tags(summary), summary
+    assert not re.search(r"@(?!&#8203;)|https?://", summary), summary
 
 
 @cache
