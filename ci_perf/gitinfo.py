@@ -32,3 +32,18 @@ def detect_git(environ: Mapping[str, str], cwd: Path) -> tuple[str | None, str |
         or _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
     )
     return sha, branch
+
+
+def detect_repository(environ: Mapping[str, str], cwd: Path) -> str | None:
+    """``owner/name``: GitHub's variable, else the last two parts of the ``origin`` remote's URL (no credentials)."""
+    if environ.get("GITHUB_REPOSITORY"):
+        return environ["GITHUB_REPOSITORY"]
+    remote = _git(["remote", "get-url", "origin"], cwd)
+    if not remote:
+        return None
+    if "://" in remote:  # https://user:token@host/owner/name.git, ssh://git@host:22/owner/name
+        path = remote.split("://", 1)[1].partition("/")[2]
+    else:  # git@host:owner/name.git, or a path
+        path = remote.rpartition("@")[2].rpartition(":")[2]
+    parts = [part for part in path.removesuffix(".git").split("/") if part]
+    return "/".join(parts[-2:]) or None

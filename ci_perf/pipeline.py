@@ -23,7 +23,8 @@ from ci_perf.analysis.stats import warm_up
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, Config, Gate, check_http_url
 from ci_perf.errors import InputError
-from ci_perf.gitinfo import detect_git
+from ci_perf.export import export_run
+from ci_perf.gitinfo import detect_git, detect_repository
 from ci_perf.loadtest.readiness import wait_until_ready
 from ci_perf.loadtest.runner import check_header_variables, check_run, run_locust
 from ci_perf.report import render
@@ -120,8 +121,8 @@ def run_pipeline(
         progress=progress,
         echo=echo,
     )
-    if store is None:
-        store = LocalStore(Path(config.store.path))
+    notes = export_run(result, config.export, out_dir=out_dir, repository=detect_repository(environ, cwd), echo=echo)
+    store = store if store is not None else LocalStore(Path(config.store.path))
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     judgement, markdown = conclude(
         config.gate,
@@ -133,6 +134,7 @@ def run_pipeline(
         gate_changes=gate_changes,
         suite=suite,
         unmatched=unmatched if not history.runs else None,
+        notes=notes,
     )
     recorded_at = None
     if record:
@@ -263,14 +265,19 @@ def conclude(
     advisory: str | None = None,
     suite: str | None = None,
     unmatched: Unmatched | None = None,
+    notes: Sequence[str] = (),
 ) -> tuple[Judgement, str]:
     """The common tail of every entry point: judge, render, write ``report.md``/``report.json``, print.
 
+    ``notes``: what went wrong beside the verdict (a failed export), added to the report's notes.
     Returns the judgement and the rendered markdown (what the comment, check and summary publish).
     """
     judgement = judge(
         gate, result, history=history, gate_changes=gate_changes, advisory=advisory, suite=suite, unmatched=unmatched
     )
+    if notes:
+        report = judgement.report
+        judgement = Judgement(report=report.model_copy(update={"notes": [*report.notes, *notes]}))
     rendered = render(judgement.report, run_url=run_url)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.md").write_text(rendered.markdown, encoding="utf-8")
