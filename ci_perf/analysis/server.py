@@ -25,7 +25,9 @@ from ci_perf.config import Comparison, ServerMetricsSettings
 from ci_perf.models import Frozen
 from ci_perf.results import RunResult, ServerMetric
 
-REQUEST_MISMATCH = 0.05  # the server's count may differ from the load generator's by 5 % (scrape timing)
+# the server's count may differ from the load generator's by 25 %: Prometheus extrapolates a counter's increase
+# to the window's edges from a few scrapes, and a busy service answers a scrape late (short runs: tens of %)
+REQUEST_MISMATCH = 0.25
 
 
 class ServerRow(Frozen):

@@ -4,8 +4,8 @@ Each rule of ``performance_budget.database`` and ``performance_budget.external_s
 PromQL expression (``DEFAULT_QUERIES`` for the common instrumentation, ``queries`` to override or
 add), and ``custom`` adds named metrics with a limit of their own. An expression may use:
 
-* ``{window}``: the range of the measured window (run-level value) or of one step (the series),
-  e.g. ``rate(x[{window}])``;
+* ``{window}``: the range of the measured window (run-level value) or ``series_window`` (each point of
+  the series; 2 × ``step`` by default), e.g. ``rate(x[{window}])``;
 * ``{matchers}``: ``server_metrics.matchers`` (``job="checkout"``), inside a selector's braces;
 * ``{slow_query_le}``: a regular expression for the ``le`` label of the histogram bucket at
   ``database.slow_query_threshold_ms``.
@@ -115,6 +115,11 @@ class ServerMetricsSettings(Strict):
     )
     matchers: str = Field(default="", description='label matchers for {matchers}, e.g. job="checkout"')
     step: Duration = Field(default=5.0, gt=0, description="resolution of the per-step series")
+    series_window: Duration | None = Field(
+        default=None,
+        gt=0,
+        description="{window} of each point of the series (default: 2 × step; at least 2 × the scrape interval)",
+    )
     timeout: Duration = Field(default=5.0, gt=0, description="how long one query may take")
     queries: dict[str, Query] = Field(
         default={}, description="budget rule (database.query_p95_ms) → PromQL, replacing the default or adding one"
@@ -146,6 +151,11 @@ class ServerMetricsSettings(Strict):
         if twice := sorted({name for name in names if names.count(name) > 1}):
             raise ValueError(f"custom metric {twice[0]!r} is named twice; give each a name of its own")
         return custom
+
+    @property
+    def point_window(self) -> float:
+        """``{window}`` of each point of a series: a rate needs two scrapes in it."""
+        return self.series_window or 2 * self.step
 
     def query_for(self, rule: str) -> str | None:
         """The PromQL that measures ``rule`` (``database.query_p95_ms``): the file's, else the default."""

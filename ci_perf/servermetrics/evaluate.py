@@ -10,7 +10,8 @@ How (README "Server-side budgets (Prometheus)"):
   ``{window}`` = the window's length: ``rate(x[{window}])`` then covers exactly the measured window
   (after warm-up, up to the end of the run);
 * the **series** is the query through the range API from the window's start + ``step`` to its end,
-  every ``step``, with ``{window}`` = ``step``: each point covers the step that ends there;
+  every ``step``, with ``{window}`` = ``series_window`` (2 × ``step`` unless set: a rate needs two
+  scrapes in its range): each point covers the time just before it;
 * a query that returns several series: the worst value counts (the largest, or the smallest for a
   custom metric with ``higher_is_worse: false``); NaN (no observations) is no data;
 * every fault (unreachable, slow, an error answer, no data) makes that metric ``not measured: <why>``
@@ -186,7 +187,7 @@ def measure_server(
         _connect(settings, environ, transport, base=False) as head,
         _connect(settings, environ, transport, base=True) as base,
     ):
-        window = _Window(start=start, end=end, step=settings.step, budget=budget)
+        window = _Window(start=start, end=end, step=settings.step, point_window=settings.point_window, budget=budget)
         calls: list[Callable[[], object]] = []
         for metric in metrics:
             calls += [window.value(head, metric, settings.matchers), window.series(head, metric, settings.matchers)]
@@ -228,6 +229,7 @@ class _Window:
     start: float
     end: float
     step: float
+    point_window: float
     budget: PerformanceBudget
 
     @property
@@ -250,7 +252,7 @@ class _Window:
         return run
 
     def series(self, prometheus: Prometheus, metric: Planned, matchers: str) -> Callable[[], list[ServerPoint]]:
-        expr = fill(metric.template, window_s=self.step, matchers=matchers, budget=self.budget)
+        expr = fill(metric.template, window_s=self.point_window, matchers=matchers, budget=self.budget)
 
         def run() -> list[ServerPoint]:
             first = min(self.start + self.step, self.end)

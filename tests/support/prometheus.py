@@ -40,6 +40,10 @@ PUSHGATEWAY = "prometheus-pushgateway"
 BINARY_DIRECTORIES = ("/usr/bin", "/usr/local/bin")
 START_TIMEOUT_S = 30.0
 SCRAPE_INTERVAL = "1s"
+# ``start_stack(basic_auth=True)``: Prometheus asks for this user and password (bcrypt, cost 4: quick to check)
+AUTH_USER = "ci-perf"
+AUTH_PASSWORD = "s3cret-for-tests"
+AUTH_HASH = "$2b$04$FgbeYhPZ0PnR9dLjRilWKumykew9iA6kUWt9uPk7L/5hqR6aS7VF6"
 
 
 def binary(name: str) -> str | None:
@@ -77,6 +81,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    auth: tuple[str, str] | None = None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -109,7 +114,7 @@ class PrometheusStack:
     def query(self, expr: str, *, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query's result vector (raises on an error answer)."""
         params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
-        answer = httpx.get(self.url + "/api/v1/query", params=params, timeout=5).json()
+        answer = httpx.get(self.url + "/api/v1/query", params=params, auth=self.prometheus.auth, timeout=5).json()
         assert answer["status"] == "success", answer
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
@@ -140,17 +145,17 @@ def scrape_config(*, pushgateway: str, targets: list[str]) -> str:
     return json.dumps(config | {"scrape_configs": jobs}, indent=1)
 
 
-def _spawn(command: list[str], log: Path, url: str) -> Server:
+def _spawn(command: list[str], log: Path, url: str, auth: tuple[str, str] | None = None) -> Server:
     with log.open("ab") as out:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    return Server(url=url, process=process, log=log)
+    return Server(url=url, process=process, log=log, auth=auth)
 
 
 def _wait_ready(server: Server, path: str) -> bool:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and server.process.poll() is None:
         try:
-            if httpx.get(server.url + path, timeout=1).status_code == 200:
+            if httpx.get(server.url + path, auth=server.auth, timeout=1).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass
@@ -166,7 +171,7 @@ def _start_pushgateway(directory: Path) -> Server:
     return _spawn(command, directory / f"pushgateway-{port}.log", f"http://127.0.0.1:{port}")
 
 
-def _start_prometheus(directory: Path, *, pushgateway: str, targets: list[str]) -> Server:
+def _start_prometheus(directory: Path, *, pushgateway: str, targets: list[str], basic_auth: bool) -> Server:
     port = free_port()
     config = directory / f"prometheus-{port}.yml"
     config.write_text(scrape_config(pushgateway=pushgateway, targets=targets))
@@ -174,7 +179,12 @@ def _start_prometheus(directory: Path, *, pushgateway: str, targets: list[str]) 
         str(binary(PROMETHEUS)), f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
         f"--storage.tsdb.path={directory / f'tsdb-{port}'}", "--web.enable-lifecycle", "--log.level=warn",
     ]  # fmt: skip
-    return _spawn(command, directory / f"prometheus-{port}.log", f"http://127.0.0.1:{port}")
+    if basic_auth:  # Prometheus's own web config: every request needs the user and password
+        web = directory / f"web-{port}.yml"
+        web.write_text(json.dumps({"basic_auth_users": {AUTH_USER: AUTH_HASH}}))
+        command.append(f"--web.config.file={web}")
+    auth = (AUTH_USER, AUTH_PASSWORD) if basic_auth else None
+    return _spawn(command, directory / f"prometheus-{port}.log", f"http://127.0.0.1:{port}", auth)
 
 
 def _started(start: Callable[[], Server], ready_path: str, attempts: int = 3) -> Server:
@@ -186,14 +196,20 @@ def _started(start: Callable[[], Server], ready_path: str, attempts: int = 3) ->
     raise RuntimeError(f"did not start at {server.url}:\n{server.log.read_text(errors='replace')[-3000:]}")
 
 
-def start_stack(directory: Path, *, targets: list[str] | None = None) -> PrometheusStack:
-    """Pushgateway, then Prometheus scraping it and ``targets`` every second (call ``require_binaries`` first)."""
+def start_stack(directory: Path, *, targets: list[str] | None = None, basic_auth: bool = False) -> PrometheusStack:
+    """Pushgateway, then Prometheus scraping it and ``targets`` every second (call ``require_binaries`` first).
+
+    ``basic_auth``: Prometheus refuses requests without ``AUTH_USER``/``AUTH_PASSWORD`` (401).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     pushgateway = _started(lambda: _start_pushgateway(directory), "/-/ready")
     address = pushgateway.url.removeprefix("http://")
     try:
         prometheus = _started(
-            lambda: _start_prometheus(directory, pushgateway=address, targets=list(targets or [])), "/-/ready"
+            lambda: _start_prometheus(
+                directory, pushgateway=address, targets=list(targets or []), basic_auth=basic_auth
+            ),
+            "/-/ready",
         )
     except RuntimeError:
         pushgateway.stop()
@@ -202,10 +218,12 @@ def start_stack(directory: Path, *, targets: list[str] | None = None) -> Prometh
 
 
 @contextmanager
-def prometheus_stack(directory: Path, *, targets: list[str] | None = None) -> Iterator[PrometheusStack]:
+def prometheus_stack(
+    directory: Path, *, targets: list[str] | None = None, basic_auth: bool = False
+) -> Iterator[PrometheusStack]:
     """``start_stack`` for a ``with`` block (skips or fails first where the binaries are missing)."""
     require_binaries()
-    stack = start_stack(directory, targets=targets)
+    stack = start_stack(directory, targets=targets, basic_auth=basic_auth)
     try:
         yield stack
     finally:
