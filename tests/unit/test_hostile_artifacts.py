@@ -81,6 +81,18 @@ def _clean_document() -> str:
         "steps": [{"index": 0, "users": 10, "start": 2_000.0, "rps": 50.0, "p95_ms": 9.0,
                    "error_rate_percent": 0.0, "within_limits": True}],
     }  # fmt: skip
+    if document["schema_version"] >= 4:  # server-side metrics (issue 14): a query, a reason, requests per endpoint
+        document["server"] = [
+            {
+                "name": "database.query_p95_ms",
+                "query": "histogram_quantile(0.95, rate(q[1m]))",
+                "unit": "ms",
+                "value": 12.0,
+                "series": [{"at": 2_001.0, "value": 12.0}],
+            },
+            {"name": "queue_depth", "query": "max(queue)", "value": None, "reason": "not measured: no data"},
+        ]
+        document["server_requests"] = {"GET /a": 300.0}
     return json.dumps(document)
 
 
