@@ -22,6 +22,7 @@ from ci_perf.activities import Decision, decide
 from ci_perf.analysis.judge import Judgement
 from ci_perf.config import Config, load_config, with_comparison
 from ci_perf.errors import CiPerfError, ConfigError, GitHubError, InputError
+from ci_perf.formatting import one_line
 from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
 from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment
@@ -319,7 +320,7 @@ def _publish(
         },
     )
     if report.status == "fail":
-        out.error(f"ci-perf {report.headline}")
+        out.error(f"ci-perf {one_line(report.headline, 400)}")  # it names endpoints: the run's text
     return judged.judgement.exit_code_after_publishing(failed=bool(failures))
 
 
