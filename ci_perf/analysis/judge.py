@@ -211,6 +211,8 @@ def _failed(reasons: list[str], *, budget: BudgetReport, comparison: ComparisonR
 def _violation(check: BudgetCheck) -> str:
     """``GET /x p95 120.0 ms > 100.0 ms``; the run's task exceptions are nobody's endpoint."""
     where = "" if check.endpoint == LOCUSTFILE else f"{check.endpoint} "
+    if check.reason:  # a server-side rule Prometheus could not measure, with on_unmeasured: fail
+        return f"{where}{check.label} {check.reason}"
     return (
         f"{where}{check.label} {format_value(check.measured, check.unit)} {'>' if check.upper_bound else '<'} "
         f"{format_value(check.limit, check.unit)}{' (default limit)' if check.by_default else ''}"
