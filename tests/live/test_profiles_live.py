@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ci_perf.analysis.summarize import RATE_TOLERANCE
 from ci_perf.config import Config, parse_config
 from ci_perf.errors import EnvironmentFailure, InputError
 from ci_perf.loadtest.runner import free_port
@@ -75,28 +76,51 @@ def test_breakpoint_finds_the_capacity_where_errors_begin(tmp_path: Path, fresh_
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-def test_the_open_model_achieves_its_arrival_rate(tmp_path: Path, fresh_demo: DemoService, processes: int) -> None:
-    load = f"{{arrival_rate: 40/s, users: 10, duration: 5s, warmup: 1s, processes: {processes}}}"
+def test_the_open_model_keeps_its_schedule_and_accounts_for_every_start(
+    tmp_path: Path, fresh_demo: DemoService, processes: int
+) -> None:
+    """The mechanism, with margins a busy machine keeps (the precise rates: ``make bench-arrival``)."""
+    users = 10
+    load = f"{{arrival_rate: 40/s, users: {users}, duration: 5s, warmup: 1s, processes: {processes}}}"
     outcome = _run(_config(tmp_path, load), fresh_demo, tmp_path)
     model = outcome.result.open_model
     assert model is not None
-    assert model.target_rps == pytest.approx(40, rel=0.05)
-    assert model.achieved_rps == pytest.approx(model.target_rps, rel=0.05)
-    assert model.dropped == 0
-    assert outcome.result.meta.reliable
+    assert model.target_rps == pytest.approx(40, rel=0.2)  # the schedule's rate over the run's own span
+    assert model.scheduled == pytest.approx(40 * 5, rel=0.2)  # the arrivals the plan owed, each taken or dropped
+    assert model.late <= model.scheduled
+    assert model.dropped <= model.scheduled
+    sent = model.scheduled - model.dropped
+    # a start not dropped is one request; only a user's last start may be cut off by the end of the run
+    assert sent - users <= _all_requests(outcome) <= sent
     assert _all_requests(outcome) == fresh_demo.total()
+    assert model.target_rps / 2 <= model.achieved_rps <= model.target_rps * (1 + RATE_TOLERANCE)  # never under half
+    # falling behind the schedule by more than the tolerance is said, and only then
+    fell_behind = abs(model.achieved_rps - model.target_rps) > RATE_TOLERANCE * model.target_rps
+    assert any(r.startswith("open model: achieved") for r in outcome.result.meta.unreliable_reasons) == fell_behind
     assert "### Arrival rate" in (tmp_path / "out" / "report.md").read_text()
+
+
+def stall_after(service: DemoService, *, requests: int, done: threading.Event) -> threading.Thread:
+    """Stall ``service`` for 1 s once it has served ``requests`` more: past the warm-up however slow the start."""
+
+    def stall() -> None:
+        until = service.total() + requests
+        while not done.wait(0.02):
+            if service.total() >= until:
+                httpx.post(f"{service.url}/__control", json={"stall_s": 1.0}, timeout=5).raise_for_status()
+                return
+
+    thread = threading.Thread(target=stall, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_a_stall_is_charged_to_the_requests_it_delayed_in_the_open_model(
     tmp_path: Path, fresh_demo: DemoService
 ) -> None:
-    def stall_soon() -> None:
-        httpx.post(f"{fresh_demo.url}/__control", json={"stall_s": 1.0}, timeout=5)
-
     def p95_with_stall(load: str, out: str) -> tuple[float, object]:
-        timer = threading.Timer(2.5, stall_soon)
-        timer.start()
+        done = threading.Event()
+        stalled = stall_after(fresh_demo, requests=80, done=done)  # ~2 s into 6 s, 1 s of warm-up: ~40 requests
         try:
             outcome = run_pipeline(
                 _config(tmp_path, load),
@@ -107,7 +131,8 @@ def test_a_stall_is_charged_to_the_requests_it_delayed_in_the_open_model(
                 echo=None,
             )
         finally:
-            timer.cancel()
+            done.set()
+            stalled.join(timeout=10)
         p95 = outcome.result.aggregate.p95_ms
         assert p95 is not None
         return p95, outcome.result.open_model
@@ -117,8 +142,7 @@ def test_a_stall_is_charged_to_the_requests_it_delayed_in_the_open_model(
     assert model is not None
     assert model.late > 10  # the pool was stuck in the stall while starts fell due
     assert open_p95 > 200  # the requests that waited for the stall are charged for it
-    assert closed_p95 < 100  # a closed model hides it: its few users simply sent less
-    assert open_p95 > 5 * closed_p95
+    assert open_p95 > 5 * closed_p95  # a closed model hides it: its few users simply sent less
 
 
 @pytest.fixture
