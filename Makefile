@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-fast test-compat bench-compat lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale bench-arrival clean
+.PHONY: demo test test-fast test-compat bench-compat lint container-test bench bench-sketch bench-pipeline bench-overhead bench-wall bench-listener bench-detect bench-detect-live bench-duet bench-scale bench-arrival bench-server clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -83,6 +83,10 @@ bench-scale: $(BIN)/ci-perf
 
 bench-arrival: $(BIN)/ci-perf
 	cd benchmarks && ../$(BIN)/python bench_arrival.py
+
+# What server_metrics (Prometheus) adds to a run's wall time: needs /usr/bin/prometheus (docs/benchmarks.md)
+bench-server: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_server_metrics.py
 
 bench-compat: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_compat.py

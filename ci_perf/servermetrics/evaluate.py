@@ -25,6 +25,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -183,10 +184,10 @@ def measure_server(
     metrics = planned(settings, budget)
     with_base = duet and (settings.baseline_prometheus is not None or settings.baseline_matchers is not None)
     base_matchers = settings.baseline_matchers if settings.baseline_matchers is not None else settings.matchers
-    with (
-        _connect(settings, environ, transport, base=False) as head,
-        _connect(settings, environ, transport, base=True) as base,
-    ):
+    with ExitStack() as clients:
+        head = clients.enter_context(_connect(settings, environ, transport, base=False))
+        own_base = with_base and settings.baseline_prometheus is not None  # else the same server, other matchers
+        base = clients.enter_context(_connect(settings, environ, transport, base=True)) if own_base else head
         window = _Window(start=start, end=end, step=settings.step, point_window=settings.point_window, budget=budget)
         calls: list[Callable[[], object]] = []
         for metric in metrics:
