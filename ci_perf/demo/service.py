@@ -1,4 +1,4 @@
-"""The bundled demo service: a small shop API with latency, jitter and error knobs.
+"""The bundled demo service: a small shop API with latency, jitter, error and database knobs.
 
 Used by ``make demo`` and by the tests as a real HTTP target on loopback. It
 counts every request it serves (``GET /__stats``) so tests can check that
@@ -6,7 +6,10 @@ ci-perf's counts are exact, and its knobs can be changed while it runs
 (``POST /__knobs``) to inject a slowdown or failures. ``POST /__control`` sets
 service-wide behaviour: ``max_inflight`` (requests beyond it get 503 at once: a
 capacity for the breakpoint profile to find) and ``stall_s`` (every request waits
-until that many seconds from now: a stall, for the open model's corrected latency).
+until that many seconds from now: a stall, for the open model's corrected latency) and ``pool_size``
+(the database pool's size that ``db_pool_connections_max`` reports). ``GET /metrics`` is its
+Prometheus instrumentation: request durations per route, the simulated database's queries and pool,
+the external call (``backend.py``). A route's ``n_plus_one`` knob multiplies its queries.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from ci_perf.demo.backend import METRICS_CONTENT_TYPE, Instruments, Knob, draw_work
 
 ROUTES: dict[str, re.Pattern[str]] = {
     "GET /api/products": re.compile(r"/api/products"),
@@ -32,18 +35,13 @@ ROUTES: dict[str, re.Pattern[str]] = {
 }
 
 
-class Knob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    latency_ms: float = Field(default=0.0, ge=0)
-    jitter_ms: float = Field(default=0.0, ge=0)
-    error_rate: float = Field(default=0.0, ge=0, le=1)
-
-
+# latency_ms is the whole request, its queries (and the order's payment call) included
 DEFAULT_KNOBS = {
-    "GET /api/products": Knob(latency_ms=12, jitter_ms=1.5),
-    "GET /api/products/{id}": Knob(latency_ms=6, jitter_ms=1),
-    "POST /api/orders": Knob(latency_ms=25, jitter_ms=2.5),
+    "GET /api/products": Knob(latency_ms=12, jitter_ms=1.5, queries=2, query_ms=2, query_jitter_ms=0.5),
+    "GET /api/products/{id}": Knob(latency_ms=6, jitter_ms=1, queries=1, query_ms=1.5, query_jitter_ms=0.3),
+    "POST /api/orders": Knob(
+        latency_ms=25, jitter_ms=2.5, queries=3, query_ms=2.5, query_jitter_ms=0.5, external_ms=8, external_jitter_ms=1
+    ),
     "GET /health": Knob(),
 }
 
@@ -56,6 +54,7 @@ class DemoState:
         self.max_inflight: int | None = None
         self.inflight = 0
         self.stall_until = 0.0
+        self.instruments = Instruments()
 
     def control(self, changes: dict[str, Any]) -> None:
         with self.lock:
@@ -64,6 +63,8 @@ class DemoState:
                 self.max_inflight = None if limit is None else int(limit)
             if "stall_s" in changes:
                 self.stall_until = time.monotonic() + float(changes["stall_s"])
+            if "pool_size" in changes:
+                self.instruments.set_pool_size(int(changes["pool_size"]))
 
     def update(self, changes: dict[str, Any]) -> None:
         with self.lock:
@@ -106,12 +107,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("POST")
 
     def _serve(self, method: str) -> None:
+        started = time.perf_counter()
         path = self.path.split("?", 1)[0]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         state = self.server.state
         if path == "/__stats":
             self._reply(200, state.snapshot())
+            return
+        if path == "/metrics" and method == "GET":
+            self._send(200, state.instruments.exposition(), METRICS_CONTENT_TYPE)
             return
         if path in {"/__knobs", "/__control"} and method == "POST":
             try:
@@ -127,6 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
                 state.counts[f"{method} (unknown)"] += 1
             self._reply(404, {"error": "not found"})
             return
+        status = self._serve_route(route, method)
+        template = route.split(" ", 1)[1]
+        state.instruments.served(method=method, route=template, status=status, seconds=time.perf_counter() - started)
+
+    def _serve_route(self, route: str, method: str) -> int:
+        """Answer a route of the shop as its knob says; the status sent."""
+        state = self.server.state
         with state.lock:
             state.counts[route] += 1
             knob = state.knobs[route]
@@ -135,29 +147,28 @@ class _Handler(BaseHTTPRequestHandler):
                 state.inflight += 1
             stall = state.stall_until - time.monotonic()
         if full:
-            self._reply(503, {"error": "over capacity"})
-            return
+            return self._reply(503, {"error": "over capacity"})
         try:
             if stall > 0:
                 time.sleep(stall)
-            delay = knob.latency_ms + random.uniform(-knob.jitter_ms, knob.jitter_ms)  # noqa: S311 - simulated jitter
-            if delay > 0:
-                time.sleep(delay / 1000)
+            state.instruments.perform(route.split(" ", 1)[1], draw_work(knob))
             if knob.error_rate and random.random() < knob.error_rate:  # noqa: S311 - simulated failures
-                self._reply(500, {"error": "injected failure"})
-                return
-            self._reply(200 if method == "GET" else 201, _payload(route))
+                return self._reply(500, {"error": "injected failure"})
+            return self._reply(200 if method == "GET" else 201, _payload(route))
         finally:
             with state.lock:
                 state.inflight -= 1
 
-    def _reply(self, status: int, payload: object) -> None:
-        data = json.dumps(payload).encode()
+    def _reply(self, status: int, payload: object) -> int:
+        return self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> int:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        return status
 
 
 def _payload(route: str) -> object:
