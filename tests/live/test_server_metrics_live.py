@@ -246,3 +246,32 @@ def test_a_query_that_does_not_parse_exits_2_before_any_load(
     assert "Traceback" not in done.stderr
     assert service.total() == before  # no load was sent
     assert not (tmp_path / "out/result.json").exists()
+
+
+def test_duet_measures_the_base_deployment_through_its_own_series(tmp_path: Path) -> None:
+    head = start_demo_service({"GET /api/products": {"latency_ms": 6, "jitter_ms": 1, "n_plus_one": 4}})
+    base = start_demo_service({"GET /api/products": {"latency_ms": 6, "jitter_ms": 1}})
+    try:
+        targets = [head.url.removeprefix("http://"), base.url.removeprefix("http://")]
+        with prometheus_stack(tmp_path / "prom", targets=targets) as duo:  # jobs target0 (head), target1 (base)
+            duo.wait_for("count(db_pool_connections_max) == 2")
+            server_metrics = (
+                f"{{prometheus: {duo.url}, matchers: 'job=\"target0\"', baseline_matchers: 'job=\"target1\"'}}"
+            )
+            done = run(
+                tmp_path,
+                head.url,
+                server_metrics + f"\ncomparison: {{baseline_target: {base.url}}}",
+                budget="{database: {query_p95_ms: 1000}}",
+            )
+    finally:
+        head.stop()
+        base.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    [p95] = json.loads((tmp_path / "out/result.json").read_text())["server"]
+    assert p95["value"] is not None
+    assert p95["base_value"] is not None
+    assert 'job="target0"' in p95["query"]
+    report = (tmp_path / "out/report.md").read_text()
+    assert "base (same run)" in report
+    assert "one value per arm" in report
