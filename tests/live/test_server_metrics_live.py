@@ -187,14 +187,24 @@ def test_the_header_credential_comes_from_the_environment_and_is_never_written(t
 
 
 def run(tmp_path: Path, target: str, server_metrics: str, *, budget: str, duration: str = "4s",
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
     config = write(
         tmp_path / "ci-perf.yml",
         f"target: {target}\nendpoints: [GET /api/products]\n"
         f"load: {{users: 3, spawn_rate: 10, duration: {duration}, warmup: 1s}}\n"
         f"performance_budget: {budget}\nserver_metrics: {server_metrics}\n",
     )
-    command = [sys.executable, "-m", "ci_perf.cli", "run", "--config", str(config), "--out", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "ci_perf.cli",
+        "run",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "out"),
+        *args,
+    ]
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB")} | (env or {})
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=environ, check=False)
 
@@ -275,3 +285,36 @@ def test_duet_measures_the_base_deployment_through_its_own_series(tmp_path: Path
     report = (tmp_path / "out/report.md").read_text()
     assert "base (same run)" in report
     assert "one value per arm" in report
+
+
+QUERIES_PER_REQUEST = (
+    "sum(rate(db_query_duration_seconds_count{{matchers}}[{window}])) "
+    "/ sum(rate(http_request_duration_seconds_count{{matchers}}[{window}]))"
+)
+
+
+def test_an_n_plus_one_is_a_server_side_regression_against_the_recorded_history(tmp_path: Path) -> None:
+    service = start_demo_service({"GET /api/products": {"latency_ms": 5, "jitter_ms": 0.5, "queries": 2}})
+    try:
+        with prometheus_stack(tmp_path / "prom", targets=[service.url.removeprefix("http://")]) as watched:
+            watched.wait_for("db_pool_connections_max")
+            custom = f"[{{name: queries_per_request, query: '{QUERIES_PER_REQUEST}', limit: 100}}]"
+            server_metrics = f"{{prometheus: {watched.url}, custom: {custom}}}"
+            for _ in range(3):
+                recorded = run(
+                    tmp_path, service.url, server_metrics, budget="{}", args=("--record", "--branch", "main")
+                )
+                assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+            service.set_knobs({"GET /api/products": {"latency_ms": 5, "jitter_ms": 0.5, "queries": 2, "n_plus_one": 4}})
+            pr = run(tmp_path, service.url, server_metrics, budget="{}", args=("--branch", "feature"))
+    finally:
+        service.stop()
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    [row] = report["server"]["rows"]
+    assert row["name"] == "queries_per_request"
+    assert row["baseline_runs"] == 3
+    assert row["baseline"] == pytest.approx(2, rel=0.1)
+    assert row["value"] == pytest.approx(8, rel=0.1)  # 2 queries × 4: the N+1
+    assert row["verdict"] == "regression"
+    assert pr.returncode == 1, pr.stdout + pr.stderr
+    assert "server-side regression" in pr.stdout
