@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from ci_perf.config.server import SECTIONS, SLOW_QUERY_PERCENT, ServerMetricsSettings
 from ci_perf.config.units import HttpUrl, PositiveNumber
@@ -106,17 +106,19 @@ class Gate(Strict):
     comparison: Comparison = Comparison()
     server_metrics: ServerMetricsSettings | None = None
 
-    @model_validator(mode="after")
-    def _every_server_rule_has_a_query(self) -> Gate:
-        if self.server_metrics is None:
-            return self
-        for rule in self.performance_budget.server_rules():
-            if self.server_metrics.query_for(rule) is None:
+    @field_validator("server_metrics")
+    @classmethod
+    def _every_server_rule_has_a_query(
+        cls, server: ServerMetricsSettings | None, info: ValidationInfo
+    ) -> ServerMetricsSettings | None:
+        budget = info.data.get("performance_budget")  # validated first: declared first
+        for rule in budget.server_rules() if server is not None and budget is not None else []:
+            if server is not None and server.query_for(rule) is None:
                 raise ValueError(
                     f"performance_budget.{rule} has no default query; give it one under "
                     f"server_metrics.queries (e.g. {rule}: 'max(my_metric{{{{matchers}}}})')"
                 )
-        return self
+        return server
 
 
 def gate_changes(base: Gate, head: Gate) -> list[str]:

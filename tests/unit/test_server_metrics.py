@@ -73,7 +73,8 @@ def test_server_metrics_is_part_of_the_gate_with_defaults() -> None:
         pytest.param(
             f"{{prometheus: {PROMETHEUS}}}",
             "{database: {deadlocks: 0}}",
-            "performance_budget.database.deadlocks has no default query; give it one under server_metrics.queries",
+            "ci-perf.yml:4: server_metrics: performance_budget.database.deadlocks has no default query; give it one "
+            "under server_metrics.queries",
             id="no-default-query",
         ),
         pytest.param(
