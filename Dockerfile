@@ -1,9 +1,9 @@
 # The ci-perf GitHub Action: `ci-perf action` on a small Python image.
 #
 # BASE_IMAGE may be any Debian-like image with python3 (3.11+, with its venv module) on PATH and
-# apt-get: /usr/local/bin/python3 in the official image, /usr/bin/python3 on Debian's own. The build
-# and runtime stages use the same base, so the venv's link to its interpreter stays valid in the
-# final image, which is the runtime stage flattened. docker/slim.py makes it small (448 → 284 MB;
+# apt-get: /usr/local/bin/python3 in the official image, /usr/bin/python3 on Debian's own. Every
+# stage starts from that base, so the venv's link to its interpreter stays valid in the final image,
+# which is the slimmed base copied whole, plus the venv. docker/slim.py makes it small (448 → 284 MB;
 # docs/CONTAINER.md). The container test (tests/container) builds this file on a Debian base made
 # with mmdebstrap.
 #
@@ -35,35 +35,34 @@ RUN apt-get update \
 RUN python3 -m venv /opt/uv \
     && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
-# the locked dependencies first: this layer is rebuilt only when pyproject.toml or uv.lock change
+# the locked dependencies first, slimmed (docker/slim.py): these layers are rebuilt only when
+# pyproject.toml or uv.lock change, and strip runs on the dependencies only
 COPY pyproject.toml uv.lock ./
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --python python3
+RUN --mount=type=bind,source=docker/slim.py,target=/tmp/slim.py python3 /tmp/slim.py venv /opt/ci-perf
 # then ci-perf itself, as a wheel (templates/ goes in as ci_perf/templates), not editable
 COPY README.md ./
 COPY templates templates
 COPY ci_perf ci_perf
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-editable --python python3
-# the dependencies' tests, headers and stubs out, shared objects stripped, duplicates linked
-COPY docker/slim.py /opt/slim.py
-RUN python3 /opt/slim.py venv /opt/ci-perf
 
-# the base and the venv; what the action never uses leaves the base, bytecode for what it imports
-FROM ${BASE_IMAGE} AS runtime
-COPY --from=build /opt/ci-perf /opt/ci-perf
-COPY docker/slim.py /opt/slim.py
-RUN /opt/ci-perf/bin/python /opt/slim.py runtime /opt/ci-perf \
-    && rm /opt/slim.py
+# the base without what the action never uses (Debian's package management, Perl, docs...)
+FROM ${BASE_IMAGE} AS slim-base
+RUN --mount=type=bind,source=docker/slim.py,target=/tmp/slim.py python3 /tmp/slim.py base
 
-# One layer: what the runtime stage deleted is gone, not hidden under a later layer (the base's own
-# layers would keep it). No uv, pip, sources or build cache. Copying the whole filesystem is the point
-# here (hence DL3067's ignore): the runtime stage is the image, slimmed.
+# The slimmed base copied whole, so that what its stage deleted is gone rather than hidden under a
+# later layer (the base's own layers would keep it): copying the whole filesystem is the point here
+# (hence DL3067's ignore). Then the venv, and bytecode for the modules ci-perf imports.
+# No uv, pip, sources or build cache.
 FROM scratch
 # hadolint ignore=DL3067
-COPY --from=runtime / /
+COPY --from=slim-base / /
+COPY --from=build /opt/ci-perf /opt/ci-perf
 # the base's own ENV does not come through a copy: PATH and LANG as the official image sets them
 ENV PATH=/opt/ci-perf/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
+RUN --mount=type=bind,source=docker/slim.py,target=/tmp/slim.py ["python", "/tmp/slim.py", "bytecode", "/opt/ci-perf"]
 # GitHub runs Docker actions as root with its own working directory: no USER, no WORKDIR
 ENTRYPOINT ["ci-perf", "action"]

@@ -1,16 +1,18 @@
 """Make the action's image small; the Dockerfile runs this while it builds the image (docs/CONTAINER.md).
 
-``slim.py venv DIR`` (build stage, where binutils' ``strip`` is installed): the locked venv loses the
-test suites of its dependencies, the files that only serve building against them (headers, Cython
-sources, static libraries, type stubs) and all bytecode; its ELF objects are stripped, and identical
-files become hard links of one another.
+``slim.py venv DIR`` (build stage, where binutils' ``strip`` is installed, before ci-perf itself goes
+in): the locked dependencies lose their test suites, the files that only serve building against them
+(headers, Cython sources, static libraries, type stubs) and all bytecode; their ELF objects are
+stripped, and identical files become hard links of one another.
 
-``slim.py runtime VENV`` (a stage of the base plus the venv, flattened into the final image): the base
-loses what ``ci-perf action`` never uses (Debian packages for package management, logins and disks;
-documentation, Perl, glibc's iconv modules, Python's IDLE, 2to3, ensurepip and the base's own pip);
-then the bytecode of base and venv is replaced by bytecode for exactly the modules that ci-perf and
-its Locust process import. A module not in that
-list still works: Python compiles it when it is imported (and writes nothing, PYTHONDONTWRITEBYTECODE).
+``slim.py base`` (a stage of the bare base, copied whole into the final image, so that what it deletes
+is gone): the base loses what ``ci-perf action`` never uses: Debian packages for package management,
+logins and disks; documentation, Perl, glibc's iconv modules, Python's IDLE, 2to3, ensurepip, the
+base's own pip, and the standard library's bytecode.
+
+``slim.py bytecode VENV`` (final stage): bytecode for exactly the modules that ci-perf, its probe and
+its Locust process import, standard library included. A module not in that list still works: Python
+compiles it when it is imported (and writes nothing, PYTHONDONTWRITEBYTECODE).
 
 Standard library only: it runs on the base's own interpreter, before and beside the venv.
 """
@@ -205,30 +207,36 @@ def purge_unused_packages(root: Path) -> None:
         subprocess.run(["dpkg", "--purge", *force, *purge], check=True, stdout=subprocess.DEVNULL)
 
 
-def slim_runtime(venv: Path, root: Path) -> None:
+def slim_base(root: Path) -> None:
     purge_unused_packages(root)
     freed = remove([path for pattern in BASE_EXTRAS for path in root.glob(pattern)])
     docs = root / "usr/share/doc"  # the packages' licences stay
     freed += remove([path for path in files_under(docs) if path.name != "copyright"])
-    python_roots = [*root.glob("usr/lib/python3*"), *root.glob("usr/local/lib/python3*"), venv]
+    python_roots = [*root.glob("usr/lib/python3*"), *root.glob("usr/local/lib/python3*")]
     freed += remove([cache for folder in python_roots for cache in folder.rglob("__pycache__")])
+    print(f"slim.py base: {freed / 1e6:.1f} MB less, beside the packages purged", flush=True)
+
+
+def compile_imported(venv: Path) -> None:
     modules = imported_modules(venv)
     for module in modules:
         # unchecked-hash: valid whatever the file times become when the image is copied or flattened
         py_compile.compile(str(module), doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-    print(f"slim.py runtime: {freed / 1e6:.1f} MB less; bytecode for {len(modules)} imported modules", flush=True)
+    print(f"slim.py bytecode: for {len(modules)} imported modules", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["venv", "runtime"])
-    parser.add_argument("venv", type=Path)
-    parser.add_argument("--root", type=Path, default=Path("/"), help="the image's root (tests use a copy)")
+    parser.add_argument("step", choices=["venv", "base", "bytecode"])
+    parser.add_argument("venv", type=Path, nargs="?", default=Path("/opt/ci-perf"))
+    parser.add_argument("--root", type=Path, default=Path("/"), help="the base's root (a copy, to try it)")
     args = parser.parse_args()
-    if args.stage == "venv":
+    if args.step == "venv":
         slim_venv(args.venv)
+    elif args.step == "base":
+        slim_base(args.root)
     else:
-        slim_runtime(args.venv, args.root)
+        compile_imported(args.venv)
 
 
 if __name__ == "__main__":

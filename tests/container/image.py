@@ -32,7 +32,7 @@ TOOLS = ("podman", "mmdebstrap", "unshare", "chroot")
 
 IMAGE = "localhost/ci-perf-action:test"
 # each earlier stage gets a tag of its own so that pruning old images keeps its layers cached
-STAGES = {"build": "localhost/ci-perf-action-build:test", "runtime": "localhost/ci-perf-action-runtime:test"}
+STAGES = {"build": "localhost/ci-perf-action-build:test", "slim-base": "localhost/ci-perf-action-base:test"}
 
 # Debian's python3 is the interpreter the image must also work with (/usr/bin/python3, 3.11,
 # externally managed, no pip): the official image has /usr/local/bin/python3 instead.
