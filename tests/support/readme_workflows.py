@@ -23,7 +23,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ZIZMOR_CONFIG = Path(__file__).with_name("zizmor.yml")
-FENCE = re.compile(r"^```yaml[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+# a fence may be indented (a block inside a list item): its indent is stripped from every line
+FENCE = re.compile(r"^([ \t]*)```yaml[ \t]*\n(.*?)^\1```[ \t]*$", re.DOTALL | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,10 @@ def workflows_in(doc: Path) -> list[Workflow]:
     text = doc.read_text()
     found = []
     for block in FENCE.finditer(text):
-        body = block[1]
+        indent = block[1]
+        body = "".join(line.removeprefix(indent) for line in block[2].splitlines(keepends=True))
         if is_workflow(body):
-            first_line = text.count("\n", 0, block.start(1)) + 1
+            first_line = text.count("\n", 0, block.start(2)) + 1
             found.append(Workflow(doc=doc, line=first_line, text=body))
     return found
 

@@ -53,6 +53,17 @@ def test_only_blocks_with_on_and_jobs_are_workflows_and_their_lines_are_the_docs
     assert [lines[w.line - 1] for w in workflows] == ["name: perf", "on: pull_request"]
 
 
+def test_a_workflow_in_a_list_item_is_found_without_its_indent(tmp_path: Path) -> None:
+    doc = tmp_path / "STEPS.md"
+    indented = "".join(f"   {line}" if line.strip() else line for line in CLEAN.splitlines(keepends=True))
+    doc.write_text(f"1. Publish it:\n\n   ```yaml\n{indented}   ```\n")
+
+    (workflow,) = workflows_in(doc)
+
+    assert workflow.text == CLEAN
+    assert workflow.line == 4
+
+
 @pytest.mark.parametrize(
     ("edit", "finding"),
     [
