@@ -29,6 +29,7 @@ from ci_perf.servermetrics import check_queries, measure_server
 from tests.conftest import DemoService, start_demo_service, write
 from tests.support.prometheus import AUTH_PASSWORD, AUTH_USER, PrometheusStack, prometheus_stack
 
+ROOT = Path(__file__).resolve().parents[2]
 BUDGET = PerformanceBudget.model_validate(
     {
         "database": {"query_p95_ms": 600, "query_p99_ms": 500, "connection_pool_utilization": 70,
@@ -206,6 +207,7 @@ def run(tmp_path: Path, target: str, server_metrics: str, *, budget: str, durati
         *args,
     ]
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB")} | (env or {})
+    environ["PYTHONPATH"] = str(ROOT)  # this checkout's ci_perf, whatever the venv's editable install points at
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=environ, check=False)
 
 
