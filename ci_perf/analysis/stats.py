@@ -33,7 +33,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ci_perf.sketches import _MAPPING, RELATIVE_ACCURACY, Sketch
+from ci_perf import sketches
+from ci_perf.sketches import RELATIVE_ACCURACY, Sketch
 
 CONFIDENCE = 0.95
 MIN_BATCHES = 4
@@ -162,19 +163,12 @@ def window_matrices(base: Sequence[Sketch], current: Sequence[Sketch]) -> tuple[
 
 def key_values(offset: int, width: int) -> NDArray[np.float64]:
     """The value each column stands for: 0 for the zeros column, DDSketch's key value otherwise."""
-    values = np.array([_MAPPING.value(offset + i) for i in range(width - 1)], dtype=float)
-    return np.concatenate([[0.0], values])
+    return sketches.bucket_values(offset, width)
 
 
 def quantile_rows(bins: NDArray[np.float64], q: float, values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Quantile ``q`` of each row of counts (DDSketch's rank rule), NaN for empty rows."""
-    cumulative = np.cumsum(bins, axis=1)
-    total = cumulative[:, -1]
-    rank = q * (total - 1)
-    index = (cumulative > rank[:, None]).argmax(axis=1)
-    out: NDArray[np.float64] = values[index]
-    out[total <= 0] = np.nan
-    return out
+    """Quantile ``q`` of each row of counts, interpolated within a bucket (``sketches.quantile_rows``)."""
+    return sketches.quantile_rows(bins, q, values)
 
 
 def statistic_rows(

@@ -27,7 +27,7 @@ def test_compare_judges_a_result_against_a_store_and_fails_the_gate_on_a_regress
     assert code == 1
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["comparison"]["mode"] == "history"
-    assert "REGRESSION  GET /slow p95 +24.3 % [+22.2 %, +26.4 %]" in capsys.readouterr().out
+    assert "REGRESSION  GET /slow p95 +24.6 % [+22.7 %, +26.5 %]" in capsys.readouterr().out
 
 
 def test_compare_with_one_result_file_uses_single_baseline_mode(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_report_names_the_violation_and_the_delta() -> None:
     assert markdown.startswith(MARKER)
     assert "regressions, 1 budget violation" in markdown
     assert "| ❌ | <code>POST /api/orders</code> | p95 ≤ | 53.0 ms | 45.0 ms |" in markdown
-    assert "- 🔴 POST /api/orders p50 +29.7 %" in markdown
+    assert "- 🔴 POST /api/orders p50 +31.0 %" in markdown
     assert "single baseline" in markdown
     payload = json.loads(report.model_dump_json())
     assert payload["status"] == "fail"
