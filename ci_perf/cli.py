@@ -150,10 +150,12 @@ def _schema(_: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     """The config, Locust's own settings, and the locustfile as Locust loads it (its users, its shape)."""
     from ci_perf.loadtest.runner import check_header_variables, check_run
+    from ci_perf.pipeline import check_server_metrics
 
     config = load_config(args.file)
     check_header_variables(config, os.environ, source=args.file)  # as `run` will see them
     checked = check_run(config, extra_args=(), environ=os.environ, probe=True)
+    check_server_metrics(config, environ=os.environ, echo=sys.stdout)  # server_metrics' PromQL, parsed by Prometheus
     report, shape = checked.report, checked.user_shape
     source = f"{len(config.endpoints or [])} endpoints"
     if config.locustfile and report is not None:

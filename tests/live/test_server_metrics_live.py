@@ -320,3 +320,19 @@ def test_an_n_plus_one_is_a_server_side_regression_against_the_recorded_history(
     assert row["verdict"] == "regression"
     assert pr.returncode == 1, pr.stdout + pr.stderr
     assert "server-side regression" in pr.stdout
+
+
+def test_validate_has_prometheus_parse_the_queries(tmp_path: Path, stack: PrometheusStack) -> None:
+    text = "target: http://127.0.0.1:9\nendpoints: [GET /x]\nperformance_budget: {database: {query_p95_ms: 50}}\n"
+    good = write(tmp_path / "good.yml", text + f"server_metrics: {{prometheus: {stack.url}}}\n")
+    bad = write(
+        tmp_path / "bad.yml",
+        text + f"server_metrics: {{prometheus: {stack.url}, custom: [{{name: x, query: 'a +', limit: 1}}]}}\n",
+    )
+    environ = dict(os.environ) | {"PYTHONPATH": str(ROOT)}
+    validate = [sys.executable, "-m", "ci_perf.cli", "validate"]
+    passed = subprocess.run([*validate, str(good)], capture_output=True, text=True, env=environ, check=False)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    failed = subprocess.run([*validate, str(bad)], capture_output=True, text=True, env=environ, check=False)
+    assert failed.returncode == 2
+    assert "server_metrics.custom[0].query: Prometheus cannot parse it" in failed.stderr
