@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 
@@ -57,12 +57,17 @@ def demo_prometheus(targets: Sequence[str], *, environ: Mapping[str, str], strea
                 stream.write(f"ci-perf demo: Prometheus did not start ({problem}); going on without the server side\n")
             yield None if problem else url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """End a child of the demo: SIGTERM, and SIGKILL when it has not ended within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _start(binary: str, folder: Path, targets: Sequence[str]) -> tuple[subprocess.Popen[bytes], str]:

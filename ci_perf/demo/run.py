@@ -26,7 +26,7 @@ from typing import TextIO
 import httpx
 
 from ci_perf.config import Config, parse_config, with_comparison
-from ci_perf.demo.prometheus import demo_prometheus
+from ci_perf.demo.prometheus import demo_prometheus, stop
 from ci_perf.errors import EnvironmentFailure
 from ci_perf.pipeline import ProgressLine, RunOutcome, run_pipeline
 
@@ -61,12 +61,7 @@ def demo_service(knobs: Mapping[str, object] | None = None) -> Iterator[str]:
                 raise EnvironmentFailure(f"the demo service did not start: {error}")
             yield line.rsplit("listening on ", 1)[1].strip()
         finally:
-            child.terminate()
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            stop(child, timeout=5)
             if child.stdout:
                 child.stdout.close()
 
