@@ -8,22 +8,26 @@ module wires the edges (Locust, the store, files, the terminal) to the pure core
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from ci_perf import __version__
-from ci_perf.analysis.judge import Judgement, Report, Unmatched, judge
+from ci_perf.analysis.compare import ComparisonReport, compare_runs
+from ci_perf.analysis.confirm import JUDGED, candidates, rerun_path, wants_reruns
+from ci_perf.analysis.judge import Judgement, Report, Unmatched, describe_change, judge
 from ci_perf.analysis.stats import warm_up
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, Config, Gate, check_http_url
 from ci_perf.errors import InputError
 from ci_perf.export import export_run
+from ci_perf.formatting import one_line
 from ci_perf.gitinfo import detect_git, detect_repository
 from ci_perf.loadtest.readiness import wait_until_ready
 from ci_perf.loadtest.runner import check_header_variables, check_run, run_locust
@@ -108,22 +112,18 @@ def run_pipeline(
     ``store`` defaults to the local store of ``config.store.path``; ``prefer_sha`` is a pull
     request's merge-base commit (the history ends at its run when there is one);
     ``gate_changes`` are the settings a pull request changes (shown, not applied); ``suite`` and
-    ``unmatched`` go to ``judge``.
+    ``unmatched`` go to ``judge``. A candidate regression makes the load run again
+    (``comparison.confirm_runs`` times, into ``confirm-N/``; never when recording).
     """
-    result = measure(
-        config,
-        out_dir=out_dir,
-        target=target,
-        branch=branch,
-        extra_args=extra_args,
-        environ=environ,
-        cwd=cwd,
-        progress=progress,
-        echo=echo,
-    )
+    forget_reruns(out_dir)
+    again = functools.partial(measure, config, target=target, branch=branch, extra_args=extra_args, environ=environ)
+    again = functools.partial(again, cwd=cwd, progress=progress, echo=echo)
+    result = again(out_dir=out_dir)
     notes = export_run(result, config.export, out_dir=out_dir, repository=detect_repository(environ, cwd), echo=echo)
     store = store if store is not None else LocalStore(Path(config.store.path))
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
+    rerun = functools.partial(rerun_to_confirm, config, result, history, echo=echo)
+    reruns = [] if record else rerun(rerun=lambda path: again(out_dir=out_dir / path.parent))
     judgement, markdown = conclude(
         config.gate,
         result,
@@ -135,15 +135,19 @@ def run_pipeline(
         suite=suite,
         unmatched=unmatched if not history.runs else None,
         notes=notes,
+        reruns=reruns,
     )
-    recorded_at = None
-    if record:
-        if not result.meta.reliable:
-            if echo is not None:
-                echo.write("ci-perf: not recorded as a baseline: the run was unreliable\n")
-        else:
-            recorded_at = store.record(result)
+    recorded_at = _record(store, result, echo=echo) if record else None
     return RunOutcome(result=result, judgement=judgement, markdown=markdown, recorded_at=recorded_at)
+
+
+def _record(store: BaselineStore, result: RunResult, *, echo: TextIO | None) -> str | None:
+    """Append the run to the store as a baseline, unless it was unreliable."""
+    if result.meta.reliable:
+        return store.record(result)
+    if echo is not None:
+        echo.write("ci-perf: not recorded as a baseline: the run was unreliable\n")
+    return None
 
 
 def measure(
@@ -208,6 +212,64 @@ def measure(
     return result
 
 
+def rerun_to_confirm(
+    config: Config, result: RunResult, history: History, *, rerun: Callable[[Path], RunResult], echo: TextIO | None
+) -> list[RunResult]:
+    """Run the load ``comparison.confirm_runs`` more times when the first run has a candidate regression.
+
+    ``rerun`` measures into the given result path's folder (``confirm-N/result.json`` under the out dir).
+    """
+    settings = config.gate.comparison
+    if settings.confirm_runs == 0:
+        return []
+    first = compare_runs(result, history.runs, settings=settings, matched_on=history.matched_on)
+    if not wants_reruns(first, result, history.runs, settings):
+        return []
+    if echo is not None:
+        echo.write(
+            f"ci-perf: candidate regression: {one_line(_candidates_named(first, settings), 300)}; running the load "
+            f"{settings.confirm_runs} more time(s) to confirm it (comparison.confirm_runs)\n"
+        )
+        echo.flush()
+    return [rerun(Path(rerun_path(i))) for i in range(1, settings.confirm_runs + 1)]
+
+
+def _candidates_named(first: ComparisonReport, settings: Comparison) -> str:
+    found = set(candidates(first, settings, extra_runs=settings.confirm_runs))
+    named = [
+        describe_change(e.endpoint, m)
+        for e in first.endpoints
+        for m in e.metrics.values()
+        if (e.endpoint, m.metric) in found and m.metric in JUDGED
+    ]
+    return "; ".join(named) or "capacity below every baseline run"
+
+
+def forget_reruns(out_dir: Path) -> None:
+    """An earlier run's re-runs in the same out dir are not this run's."""
+    for path in out_dir.glob("confirm-*/result.json"):
+        path.unlink(missing_ok=True)
+
+
+def read_reruns(
+    out_dir: Path, result: RunResult, *, limit: int, read: Callable[[Path], RunResult] = load_result
+) -> list[RunResult]:
+    """The re-runs written beside ``result`` (``confirm-N/result.json``) of the same commit and scenario.
+
+    ``read``: how a result file is read (report mode: an artifact's, size-checked).
+    """
+    reruns = []
+    for index in range(1, limit + 1):
+        path = out_dir / rerun_path(index)
+        if not path.is_file():
+            break
+        rerun = read(path)
+        if (rerun.meta.git_sha, rerun.meta.scenario_key) != (result.meta.git_sha, result.meta.scenario_key):
+            raise InputError(f"{path}: a re-run of another commit or scenario than {out_dir / 'result.json'}")
+        reruns.append(rerun)
+    return reruns
+
+
 def check_server_metrics(config: Config, *, environ: Mapping[str, str], echo: TextIO | None) -> None:
     """Have Prometheus parse every server-side query (``ConfigError`` if one does not); a Prometheus that
     cannot be asked now is a warning: the run goes on, and its metrics will say why they are missing."""
@@ -266,14 +328,23 @@ def conclude(
     suite: str | None = None,
     unmatched: Unmatched | None = None,
     notes: Sequence[str] = (),
+    reruns: Sequence[RunResult] = (),
 ) -> tuple[Judgement, str]:
     """The common tail of every entry point: judge, render, write ``report.md``/``report.json``, print.
 
     ``notes``: what went wrong beside the verdict (a failed export), added to the report's notes.
+    ``reruns``: the load run again to confirm a candidate regression (``judge``).
     Returns the judgement and the rendered markdown (what the comment, check and summary publish).
     """
     judgement = judge(
-        gate, result, history=history, gate_changes=gate_changes, advisory=advisory, suite=suite, unmatched=unmatched
+        gate,
+        result,
+        history=history,
+        gate_changes=gate_changes,
+        advisory=advisory,
+        suite=suite,
+        unmatched=unmatched,
+        reruns=reruns,
     )
     if notes:
         report = judgement.report
@@ -307,7 +378,8 @@ def compare_offline(gate: Gate, *, baseline: Path, current: Path, out_dir: Path,
             )
     else:
         history = History(runs=[load_result(baseline)])
-    judgement, _ = conclude(gate, result, history=history, out_dir=out_dir, echo=echo)
+    reruns = read_reruns(current.parent, result, limit=gate.comparison.confirm_runs)
+    judgement, _ = conclude(gate, result, history=history, out_dir=out_dir, echo=echo, reruns=reruns)
     return judgement
 
 

@@ -29,7 +29,7 @@ from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, 
 from ci_perf.github.workflow import WorkflowLog, append_summary, write_outputs
 from ci_perf.junit import render_junit
 from ci_perf.loadtest.readiness import NotReady, is_loopback
-from ci_perf.pipeline import ProgressLine, baseline_history, conclude, run_pipeline
+from ci_perf.pipeline import ProgressLine, baseline_history, conclude, read_reruns, run_pipeline
 from ci_perf.report import escape_markdown
 from ci_perf.results import RunResult, parse_result
 from ci_perf.store import BaselineStore
@@ -237,6 +237,7 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
     )
     prefer_sha = None if result.base is not None else gateway.merge_base(pull.base_sha, head_sha)
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
+    reruns = read_reruns(out_dir, result, limit=config.gate.comparison.confirm_runs, read=_read_artifact)
     run_url = run.get("html_url") if isinstance(run.get("html_url"), str) else context.run_url
     with out.untrusted():  # the artifact's text (endpoint names, messages) reaches the log's report
         judgement, markdown = conclude(
@@ -248,6 +249,7 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
             run_url=run_url,
             advisory=ADVISORY,
             suite=context.inputs.id or None,
+            reruns=reruns,
         )
     return Judged(judgement=judgement, markdown=markdown, out_dir=out_dir, head_sha=head_sha, pull=pull.number)
 

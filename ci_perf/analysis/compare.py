@@ -20,6 +20,7 @@ import numpy as np
 
 from ci_perf import sketches
 from ci_perf.analysis import stats
+from ci_perf.analysis.capacity import capacity_test
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
 from ci_perf.results import AGGREGATE, EndpointResult, EndpointWindow, RunResult, Stats, is_measured
@@ -144,9 +145,6 @@ def compare_runs(
         before = _baseline_stats(current, baseline, name)
         histories[name] = [s.p95_ms for s in before if s.p95_ms is not None] if not duet else []
         tests += _endpoint_tests(current, baseline, name, before, mode=mode, settings=settings, rng=rng)
-    capacity = _capacity_test(current, baseline, settings=settings)
-    if capacity is not None:
-        tests.append(capacity)
     adjusted = _adjusted(tests)
     reasons = current.meta.unreliable_reasons
     results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
@@ -154,6 +152,9 @@ def compare_runs(
         results[test.endpoint][test.metric] = _decide(
             test, adjusted.get(id(test)), settings, unreliable=reasons, sampling_limited=mode == "duet"
         )
+    capacity = capacity_test(current, baseline)  # breakpoint runs: the break step as an ordinal
+    if capacity is not None:
+        results[AGGREGATE][capacity.metric] = MetricComparison(**capacity.model_dump())
     return ComparisonReport(
         mode=mode,
         mode_note=MODE_NOTES[mode].format(n=len(baseline), noise=settings.run_noise_percent),
@@ -395,25 +396,6 @@ def _rule(
         worse = up_significant and large and estimate.low > bound
         better = down_significant and large and estimate.high < -bound
     return _Rule(worse=worse, better=better, detectable=estimate.mde <= bound, needed=needed, wanted=wanted)
-
-
-def _capacity_test(current: RunResult, baseline: Sequence[RunResult], *, settings: Comparison) -> _Test | None:
-    """Breakpoint runs: this run's capacity against the history's, like any run-level metric."""
-    if current.capacity is None or current.capacity.rps is None:
-        return None
-    values = [run.capacity.rps for run in baseline if run.capacity is not None and run.capacity.rps]
-    base_value = statistics.median(values) if values else None
-    shown = MetricComparison(
-        metric="capacity",
-        baseline=base_value,
-        current=current.capacity.rps,
-        delta_percent=delta_percent(base_value, current.capacity.rps),
-        baseline_runs=len(values),
-    )
-    if not values:
-        return _Test(AGGREGATE, "capacity", shown, None, "no-baseline", higher_is_better=True)
-    estimate = stats.history_test(values, current.capacity.rps, alpha=settings.q, power=settings.power)
-    return _Test(AGGREGATE, "capacity", shown, estimate, higher_is_better=True)
 
 
 def _label(run: RunResult) -> str:

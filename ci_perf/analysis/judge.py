@@ -15,6 +15,7 @@ from typing import Literal
 
 from ci_perf.analysis.budget import LOCUSTFILE, BudgetCheck, BudgetReport, check_budget
 from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison, MetricComparison, compare_runs
+from ci_perf.analysis.confirm import Confirmation, confirm_reruns
 from ci_perf.analysis.server import ServerReport, server_report
 from ci_perf.config import Comparison, Gate
 from ci_perf.errors import EXIT_ENVIRONMENT, EXIT_GATE_FAILED, EXIT_PASS
@@ -81,6 +82,7 @@ class Report(Frozen):
     suite: str | None = None  # the action's ``id``: which of a repository's suites this is (names the report)
     unmatched_baseline: str | None = None  # why the base branch's history cannot judge this run (it changed the load)
     server: ServerReport | None = None  # server-side metrics from Prometheus (server_metrics), when the run has them
+    confirmation: Confirmation | None = None  # candidate regressions measured again (comparison.confirm_runs)
 
     @property
     def verdict(self) -> Literal["pass", "fail", "inconclusive"]:
@@ -342,13 +344,21 @@ def judge(
     advisory: str | None = None,
     suite: str | None = None,
     unmatched: Unmatched | None = None,
+    reruns: Sequence[RunResult] = (),
 ) -> Judgement:
     """Budget and comparison of one result with its history (or its own base arm, in duet mode).
 
     ``advisory``: why the verdict can only advise (shown above the report; the check run does not pass it).
     ``suite`` names the report (the action's ``id``); ``unmatched``: a changed load without a baseline.
+    ``reruns``: the load run again to confirm candidate regressions (``analysis.confirm``); only confirmed
+    ones are regressions. The budget is judged on ``result`` alone.
     """
     comparison = compare_runs(result, history.runs, settings=gate.comparison, matched_on=history.matched_on)
+    confirmation = None
+    if reruns:
+        comparison, confirmation = confirm_reruns(
+            comparison, result, reruns, baseline=history.runs, settings=gate.comparison, matched_on=history.matched_on
+        )
     budget = check_budget(gate.performance_budget, result, gate.server_metrics)
     report = build_report(
         meta=result.meta,
@@ -364,7 +374,11 @@ def judge(
     )
     server = server_report(result, history.runs, budget=budget, settings=gate.comparison, server=gate.server_metrics)
     report = _with_server(_with_side_findings(report, result), server)
-    report = report.model_copy(update={"advisory": advisory, "suite": suite or None})
+    report = report.model_copy(update={"advisory": advisory, "suite": suite or None, "confirmation": confirmation})
+    if confirmation is not None and (unconfirmed := len(confirmation.tests) - len(confirmation.confirmed)):
+        note = f"{plural(unconfirmed, 'candidate regression')} {'was' if unconfirmed == 1 else 'were'} not confirmed "
+        note += f"by {plural(len(confirmation.runs) - 1, 're-run')} and did not gate (see Confirmation)"
+        report = report.model_copy(update={"notes": [*report.notes, note]})
     return Judgement(report=_without_baseline(report, unmatched) if unmatched else report)
 
 

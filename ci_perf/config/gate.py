@@ -93,6 +93,15 @@ class Comparison(Strict):
     )
     bootstrap: int = Field(default=1000, ge=100, le=100_000, description="resamples for the interval")
     seed: int = Field(default=0, description="seed of the resampling: same input, same report")
+    confirm_runs: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description=(
+            "load runs repeated at once when a run shows a candidate regression; only a regression the combined "
+            "runs confirm gates (docs/STATISTICS.md, 'Confirm before blocking'); 0 disables"
+        ),
+    )
     fail_on: list[Literal["budget", "regression"]] = ["budget", "regression"]
 
 

@@ -1,0 +1,333 @@
+"""Confirm before blocking: a candidate regression is measured again before it may fail a merge.
+
+Pure: the comparisons of the first run and of its re-runs (each against the same baseline) in, the
+report's comparison with the candidates decided on the combined evidence, and a ``Confirmation``
+for the report, out. docs/STATISTICS.md ("Confirm before blocking") states the rule and its
+simulated error rates; in short:
+
+* **candidate** (after the first run): a latency or error-rate test that is a regression, or in the
+  grey zone — a result that would be a regression if ``confirm_runs`` more runs showed the same:
+  its pooled pivot over all the runs, √R · d / se, clears the report's Benjamini-Hochberg threshold
+  and the pooled interval would clear the minimum effect. A capacity drop below every baseline run
+  (``analysis.capacity``) is a candidate too. The pipeline then re-runs the load.
+* **confirmed**: every run moved the same way (worse), and the inverse-variance pooled estimate of
+  the R runs — each run's log effect d_i with se_i from its 95 % interval — is significant after the
+  same report-wide adjustment and its interval lies beyond the minimum effect (and ``min_abs_ms``).
+  A capacity drop is confirmed when every run broke below every baseline run.
+* anything else is ``inconclusive``, showing each run's numbers. Budget checks are deterministic
+  limits on the first run and are never re-run-confirmed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import Literal
+
+from ci_perf.analysis import stats
+from ci_perf.analysis.capacity import CAPACITY, below_floor
+from ci_perf.analysis.compare import ComparisonReport, EndpointComparison, MetricComparison, compare_runs
+from ci_perf.config import Comparison
+from ci_perf.models import Frozen
+from ci_perf.results import AGGREGATE, RunResult
+
+JUDGED = ("p50", "p95", "p99", "mean", "error_rate")  # the tests with a pivot; capacity is an ordinal
+_NORMAL = NormalDist()
+_Z95 = _NORMAL.inv_cdf(0.975)
+_TINY_P = 1e-300
+
+
+class RunEvidence(Frozen):
+    """One run's numbers for a candidate: the effect, its interval and p (toward worse), its verdict."""
+
+    label: str
+    effect: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    verdict: str
+
+
+class ConfirmedTest(Frozen):
+    """A candidate regression and what the runs together say about it (same scale as its metric)."""
+
+    endpoint: str
+    metric: str
+    scale: Literal["ratio", "points"]
+    runs: list[RunEvidence]
+    effect: float | None = None  # pooled over the runs
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    confirmed: bool
+    why: str
+
+
+class ConfirmRun(Frozen):
+    """One load run of the confirmation: the first or a re-run, and where its result is."""
+
+    label: str  # "run 1", "re-run 1", …
+    result_path: str
+    reliable: bool
+    unreliable_reasons: list[str] = []
+
+
+class Confirmation(Frozen):
+    runs: list[ConfirmRun]
+    tests: list[ConfirmedTest]
+
+    @property
+    def confirmed(self) -> list[ConfirmedTest]:
+        return [t for t in self.tests if t.confirmed]
+
+
+class _Pivot(Frozen):
+    """A test's evidence on one run, on the log scale (points for error rates): d and its se."""
+
+    d: float
+    se: float
+
+
+def rerun_path(index: int) -> str:
+    """Where re-run ``index`` (from 1) writes its result, relative to the out dir."""
+    return f"confirm-{index}/result.json"
+
+
+def wants_reruns(
+    first: ComparisonReport, current: RunResult, baseline: Sequence[RunResult], settings: Comparison
+) -> bool:
+    """Whether a first run (reliable, compared) has a candidate that ``settings.confirm_runs`` re-runs could settle."""
+    if not current.meta.reliable:
+        return False
+    drop = below_floor(current, baseline)
+    return bool(candidates(first, settings, extra_runs=settings.confirm_runs, capacity_drop=drop))
+
+
+def confirm_reruns(
+    first: ComparisonReport,
+    current: RunResult,
+    reruns: Sequence[RunResult],
+    *,
+    baseline: Sequence[RunResult],
+    settings: Comparison,
+    matched_on: Literal["scenario", "load"] = "scenario",
+) -> tuple[ComparisonReport, Confirmation]:
+    """Compare each re-run with the same baseline (duet: its own base arm) and decide the candidates."""
+    others = [compare_runs(run, baseline, settings=settings, matched_on=matched_on) for run in reruns]
+    runs = [
+        ConfirmRun(
+            label=label, result_path=path, reliable=run.meta.reliable, unreliable_reasons=run.meta.unreliable_reasons
+        )
+        for label, path, run in [
+            ("run 1", "result.json", current),
+            *((f"re-run {i}", rerun_path(i), run) for i, run in enumerate(reruns, start=1)),
+        ]
+    ]
+    drops = [below_floor(run, baseline) for run in [current, *reruns]]
+    return confirm(first, others, settings=settings, runs=runs, capacity_drops=drops)
+
+
+def candidates(
+    report: ComparisonReport, settings: Comparison, *, extra_runs: int, capacity_drop: bool = False
+) -> list[tuple[str, str]]:
+    """(endpoint, metric) of every candidate regression of a first run; none when nothing is to be re-run.
+
+    ``capacity_drop``: the run broke below every baseline run (``capacity.below_floor``).
+    """
+    if extra_runs <= 0 or report.mode == "none":
+        return []
+    tests = [(e.endpoint, m) for e in report.endpoints for m in e.metrics.values() if m.metric in JUDGED]
+    pivots = [_pivot(m) for _, m in tests]
+    runs = extra_runs + 1
+    boosted = [_p_worse(p.d * math.sqrt(runs) / p.se) if p else 1.0 for p in pivots]
+    found = []
+    for (endpoint, metric), pivot, p in zip(tests, pivots, stats.benjamini_hochberg(boosted), strict=True):
+        reachable = (
+            pivot is not None and p < settings.q and _clears(metric, pivot.d, pivot.se / math.sqrt(runs), settings)
+        )
+        if metric.verdict == "regression" or reachable:
+            found.append((endpoint, metric.metric))
+    return found + ([(AGGREGATE, CAPACITY)] if capacity_drop else [])
+
+
+def confirm(
+    first: ComparisonReport,
+    others: Sequence[ComparisonReport],
+    *,
+    settings: Comparison,
+    runs: Sequence[ConfirmRun],
+    capacity_drops: Sequence[bool] = (),
+) -> tuple[ComparisonReport, Confirmation]:
+    """Decide the first run's candidates on every run's evidence; the other tests keep the first run's verdicts.
+
+    ``runs`` and ``capacity_drops`` (breakpoint runs: whether each run broke below every baseline run)
+    are in the order of ``[first, *others]``.
+    """
+    reports = [first, *others]
+    drops = list(capacity_drops) or [False] * len(reports)
+    wanted = candidates(first, settings, extra_runs=len(others), capacity_drop=drops[0])
+    pooled = _pooled_family(reports)
+    adjusted = dict(zip(pooled, stats.benjamini_hochberg([p for _, p in pooled.values()]), strict=True))
+    unreliable = [r for r in runs if not r.reliable]
+    decided: list[ConfirmedTest] = []
+    for key in wanted:
+        evidence = [_evidence(run.label, report, key) for run, report in zip(runs, reports, strict=True)]
+        base = _metric(first, key)
+        if base is None:
+            continue
+        test = ConfirmedTest(endpoint=key[0], metric=key[1], scale=base.scale, runs=evidence, confirmed=False, why="")
+        if key[1] == CAPACITY:
+            against = [run.label for run, drop in zip(runs, drops, strict=True) if not drop]
+            decided.append(_verdict(test, against=against, unreliable=unreliable, failed=None))
+        else:
+            decided.append(_decision(test, base, pooled[key], adjusted[key], settings, unreliable=unreliable))
+    return _applied(first, decided, runs=len(reports)), Confirmation(runs=list(runs), tests=decided)
+
+
+def _pivot(metric: MetricComparison) -> _Pivot | None:
+    """d and se of one run's test: the effect, and the se its 95 % interval implies (normal)."""
+    if metric.effect is None or metric.ci_low is None or metric.ci_high is None:
+        return None
+    low, high = _to_log(metric.scale, metric.ci_low), _to_log(metric.scale, metric.ci_high)
+    se = (high - low) / (2 * _Z95)
+    return _Pivot(d=_to_log(metric.scale, metric.effect), se=se) if se > 0 else None
+
+
+def _to_log(scale: str, value: float) -> float:
+    return value if scale == "points" else math.log1p(value / 100)
+
+
+def _from_log(scale: str, value: float) -> float:
+    return value if scale == "points" else 100 * math.expm1(value)
+
+
+def _p_worse(z: float) -> float:
+    return max(_TINY_P, 1 - _NORMAL.cdf(z))
+
+
+def _clears(metric: MetricComparison, d: float, se: float, settings: Comparison) -> bool:
+    """The interval d ± 1.96 se lies beyond the smallest change worth a verdict (latency: and ``min_abs_ms``)."""
+    low = d - _Z95 * se
+    if metric.scale == "points":
+        return low > settings.min_error_rate_points
+    large = metric.baseline is None or metric.baseline * math.expm1(d) > settings.min_abs_ms
+    return large and low > math.log1p(settings.min_effect_percent / 100)
+
+
+def _metric(report: ComparisonReport, key: tuple[str, str]) -> MetricComparison | None:
+    endpoint = report.for_endpoint(key[0])
+    return endpoint.metrics.get(key[1]) if endpoint else None
+
+
+def _pooled_family(reports: Sequence[ComparisonReport]) -> dict[tuple[str, str], tuple[_Pivot | None, float]]:
+    """Every judged test of the report pooled over the runs: (pooled pivot, p toward worse), by (endpoint, metric).
+
+    The whole family is pooled so that the adjustment is the one a single run's report gets.
+    """
+    family: dict[tuple[str, str], tuple[_Pivot | None, float]] = {}
+    for endpoint in reports[0].endpoints:
+        for metric in endpoint.metrics.values():
+            if metric.metric not in JUDGED:
+                continue
+            key = (endpoint.endpoint, metric.metric)
+            found = [m for m in (_metric(r, key) for r in reports) if m is not None]
+            pivots = [p for p in map(_pivot, found) if p is not None]
+            if len(pivots) < len(reports):
+                family[key] = (None, 1.0)
+                continue
+            weights = [1 / p.se**2 for p in pivots]
+            d = sum(w * p.d for w, p in zip(weights, pivots, strict=True)) / sum(weights)
+            pooled = _Pivot(d=d, se=1 / math.sqrt(sum(weights)))
+            family[key] = (pooled, _p_worse(pooled.d / pooled.se))
+    return family
+
+
+def _evidence(label: str, report: ComparisonReport, key: tuple[str, str]) -> RunEvidence:
+    metric = _metric(report, key)
+    if metric is None:
+        return RunEvidence(label=label, effect=None, ci_low=None, ci_high=None, p_value=None, verdict="no data")
+    p, effect = metric.p_value, metric.effect if metric.metric != CAPACITY else metric.delta_percent
+    return RunEvidence(
+        label=label,
+        effect=effect,
+        ci_low=metric.ci_low,
+        ci_high=metric.ci_high,
+        p_value=None if p is None or effect is None else (p if effect >= 0 else 1 - p),
+        verdict=metric.verdict,
+    )
+
+
+def _decision(
+    test: ConfirmedTest,
+    base: MetricComparison,
+    pooled: tuple[_Pivot | None, float],
+    p_adjusted: float,
+    settings: Comparison,
+    *,
+    unreliable: Sequence[ConfirmRun],
+) -> ConfirmedTest:
+    """The rule for a test with a pivot: worse in every run, pooled significance and size."""
+    pivot, p = pooled
+    against = [e.label for e in test.runs if e.effect is None or e.effect <= 0]
+    if pivot is None:
+        return _verdict(test, against=against, unreliable=unreliable, failed="a run has no interval for this test")
+    scale = test.scale
+    test = test.model_copy(
+        update={
+            "effect": _from_log(scale, pivot.d),
+            "ci_low": _from_log(scale, pivot.d - _Z95 * pivot.se),
+            "ci_high": _from_log(scale, pivot.d + _Z95 * pivot.se),
+            "p_value": p,
+            "p_adjusted": p_adjusted,
+        }
+    )
+    failed = None
+    if p_adjusted >= settings.q:
+        failed = f"the pooled p, adjusted, is {p_adjusted:.2g} (not below q = {settings.q:g})"
+    elif not _clears(base, pivot.d, pivot.se, settings):
+        failed = "the pooled interval does not clear the minimum effect"
+    return _verdict(test, against=against, unreliable=unreliable, failed=failed)
+
+
+def _verdict(
+    test: ConfirmedTest, *, against: Sequence[str], unreliable: Sequence[ConfirmRun], failed: str | None
+) -> ConfirmedTest:
+    """Confirmed, or why not: an unreliable run, a run that did not get worse, the pooled test."""
+    if unreliable:
+        why = "; ".join(f"{r.label} was unreliable ({'; '.join(r.unreliable_reasons)})" for r in unreliable)
+    elif against:
+        why = f"{', '.join(against)} did not get worse"
+    elif failed:
+        why = failed
+    else:
+        return test.model_copy(update={"confirmed": True, "why": f"confirmed: worse in all {len(test.runs)} runs"})
+    return test.model_copy(update={"why": f"not confirmed: {why}"})
+
+
+def _applied(first: ComparisonReport, decided: Sequence[ConfirmedTest], *, runs: int) -> ComparisonReport:
+    """The first run's comparison with each candidate's verdict replaced by the confirmation's."""
+    by_key = {(t.endpoint, t.metric): t for t in decided}
+
+    def decide(endpoint: str, metric: MetricComparison) -> MetricComparison:
+        test = by_key.get((endpoint, metric.metric))
+        if test is None:
+            return metric
+        if not test.confirmed:
+            return metric.model_copy(update={"verdict": "inconclusive", "note": test.why})
+        update: dict[str, object] = {"verdict": "regression", "note": f"{test.why}; effect pooled over {runs} runs"}
+        if test.effect is not None:  # capacity keeps its own numbers
+            update |= {"effect": test.effect, "ci_low": test.ci_low, "ci_high": test.ci_high}
+            update |= {"p_value": test.p_value, "p_adjusted": test.p_adjusted}
+        return metric.model_copy(update=update)
+
+    endpoints = [
+        EndpointComparison(
+            endpoint=e.endpoint,
+            metrics={name: decide(e.endpoint, m) for name, m in e.metrics.items()},
+            p95_history=e.p95_history,
+        )
+        for e in first.endpoints
+    ]
+    return first.model_copy(update={"endpoints": endpoints})
