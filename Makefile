@@ -90,3 +90,15 @@ bench-server: $(BIN)/ci-perf
 
 bench-compat: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_compat.py
+
+# The tests a busy machine could break (the open model and the other profiles, a Locust left behind, an
+# interrupt's cleanup, one action story, a locustfile refused at once) beside one busy loop per core, as when
+# another test run or a benchmark shares the machine (.ci/beside-hogs always stops them; HOGS=N for another
+# count). .ci/run runs it after `make test` (docs/benchmarks.md, 'Tests beside a CPU hog').
+.PHONY: test-busy
+BUSY_TESTS ?= tests/live/test_profiles_live.py tests/live/test_leftovers_live.py \
+	tests/live/test_run_live.py::test_an_interrupt_stops_locust_and_leaves_no_process_behind \
+	tests/live/test_action.py::test_a_pull_request_is_compared_with_the_recorded_baseline_and_commented_once \
+	tests/compat/test_outcomes.py::test_a_user_class_raising_in_init_is_reported_at_once_with_its_exception
+test-busy: $(BIN)/ci-perf
+	.ci/beside-hogs $(BIN)/pytest -q $(BUSY_TESTS)

@@ -142,7 +142,9 @@ def test_a_stall_is_charged_to_the_requests_it_delayed_in_the_open_model(
     assert model is not None
     assert model.late > 10  # the pool was stuck in the stall while starts fell due
     assert open_p95 > 200  # the requests that waited for the stall are charged for it
-    assert open_p95 > 5 * closed_p95  # a closed model hides it: its few users simply sent less
+    # a closed model hides it (its few users simply sent less); the margin is added, not a ratio: a loaded
+    # machine slows every request of both runs (closed p95 191 ms beside two hogs at load 17: open 860 ms)
+    assert open_p95 > closed_p95 + 300
 
 
 @pytest.fixture
