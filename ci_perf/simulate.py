@@ -5,8 +5,10 @@ behaviour, never of luck. Two models:
 
 * detection (``make bench-detect``): 10 endpoints, heavy-tailed latency (lognormal body, 2 %
   Pareto tail), a run-to-run offset (shared and per endpoint) and within a run an AR(1) level over
-  windows plus a slow linear drift; :func:`detection_trial` judges a current run against a baseline
-  of 10 runs (history mode) or 1 (single-baseline mode).
+  windows plus a slow linear drift; the scenarios of issue 13, item 10 (``SCENARIOS``) add AR(1)
+  φ 0.9, bursty errors on a low-traffic endpoint, heavy tails with outliers, and main drifting or
+  stepping across the history. :func:`detection_trial` judges a current run against a baseline of
+  ``Trial.history`` runs (history mode) or 1 (single-baseline mode).
 * duet (``make bench-duet``): both arms in one run share a run-level offset and AR(1) window noise,
   which duet pairing cancels and history mode has to carry; a CPU hog makes both larger.
 
@@ -23,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ci_perf import sketches
+from ci_perf.analysis import stats
 from ci_perf.analysis.compare import compare_runs
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, LoadSettings
@@ -37,10 +40,13 @@ __all__ = [
     "DETECTION_WINDOWS",
     "DUET_ENDPOINTS",
     "DUET_SLOWED",
+    "LOW_TRAFFIC",
+    "SCENARIOS",
     "NoiseModel",
     "Outcome",
     "Trial",
     "base_only",
+    "detection_baseline",
     "detection_run",
     "detection_trial",
     "duet_run",
@@ -58,6 +64,8 @@ class Outcome(NamedTuple):
     covered: bool  # the slowed endpoint's p95 interval contains the true effect
     mde: float | None  # the slowed endpoint's p95 minimum detectable effect, in %
     log_ratio: float | None  # the slowed endpoint's p95, current over baseline, log scale
+    gated: bool = False  # a regression verdict (what fails the gate) on something that did not change
+    disagree: bool = False  # the slowed endpoint's p95: p < 2.5 % one-sided but its 95 % interval holds 0, or not
 
 
 def verdict_of(
@@ -74,7 +82,12 @@ def verdict_of(
     changed = {slowed, AGGREGATE} if effect else set()  # the aggregate holds the slowed endpoint
     others = [m for e in report.endpoints if e.endpoint not in changed for m in e.metrics.values()]
     truth = 100 * effect
+    disagree = False
+    if p95.p_value is not None and p95.ci_low is not None and p95.ci_high is not None:
+        disagree = (p95.p_value < (1 - stats.CONFIDENCE) / 2) != (p95.ci_low > 0 or p95.ci_high < 0)
     return Outcome(
+        gated=any(m.verdict == "regression" for m in others),
+        disagree=disagree,
         alarm=any(m.verdict in {"regression", "improvement"} for m in others),
         hit=p95.verdict == "regression",
         covered=p95.ci_low is not None and p95.ci_high is not None and p95.ci_low <= truth <= p95.ci_high,
@@ -89,7 +102,10 @@ DETECTION_ENDPOINTS = 10
 DETECTION_WINDOWS = 30
 DETECTION_PER_WINDOW = 100
 DETECTION_LOAD = LoadSettings(users=10, duration=30, warmup=0)
-DETECTION_SLOWED = "GET /e0"
+# median 25 ms, p95 ≈ 50 ms: +10 % is 5 ms, far above ``min_abs_ms``, so the statistics are measured
+DETECTION_SLOWED = "GET /e4"
+LOW_TRAFFIC = "GET /e9"  # the endpoint with bursty errors (``NoiseModel.bursty_errors``)
+LOW_TRAFFIC_PER_WINDOW = 10
 
 
 class NoiseModel(Frozen):
@@ -100,15 +116,34 @@ class NoiseModel(Frozen):
     run_sd: float = 0.025  # run-to-run offset shared by all endpoints
     endpoint_sd: float = 0.015  # run-to-run offset of each endpoint on its own
     drift_sd: float = 0.01  # slope of a slow drift across one run, per run
+    sigma: float = 0.4  # sd of the lognormal body of request latency
+    tail_share: float = 0.02  # requests in a Pareto(α = 2) tail
+    outlier_share: float = 0.0  # requests ``outlier_factor`` × slower (a stall, a GC pause)
+    outlier_factor: float = 50.0
+    bursty_errors: bool = False  # LOW_TRAFFIC gets 10 requests per window and failures in bursts
+    main_drift: float = 0.0  # main slows by this much (log) per baseline run, every endpoint
+    main_step: float = 0.0  # main's slowed endpoint steps by this much (log) halfway through the history
+
+
+# every scenario of issue 13, item 10 (φ 0.5 unless named; the shared run effect is in all of them)
+SCENARIOS: dict[str, NoiseModel] = {
+    "shared run effect": NoiseModel(),
+    "AR(1) φ 0.9": NoiseModel(phi=0.9),
+    "bursty errors": NoiseModel(bursty_errors=True),
+    "heavy tails": NoiseModel(sigma=1.0, tail_share=0.0, outlier_share=0.001),
+    "drift on main": NoiseModel(main_drift=math.log(1.005)),
+    "step on main": NoiseModel(main_step=math.log(1.10)),
+}
 
 
 class Trial(Frozen):
-    """One detection trial: ``effect`` slows the first endpoint of the current run (0.25 = +25 %)."""
+    """One detection trial: ``effect`` slows ``DETECTION_SLOWED`` in the current run (0.25 = +25 %)."""
 
-    mode: str  # "history" (10 baseline runs) or "single" (1)
+    mode: str  # "history" (``history`` baseline runs) or "single" (1)
     effect: float
     model: NoiseModel
     seed: int
+    history: int = 10
 
 
 def _sketch(values: npt.NDArray[np.float64]) -> Sketch:
@@ -125,45 +160,104 @@ def _sketch(values: npt.NDArray[np.float64]) -> Sketch:
     )
 
 
-def detection_run(rng: np.random.Generator, model: NoiseModel, *, slow: float, start: float) -> RunResult:
-    """One run of the detection model; ``slow`` multiplies the first endpoint's latency."""
-    shared = rng.normal(0, model.run_sd)
-    windows = []
+def _latencies(
+    rng: np.random.Generator, model: NoiseModel, log_medians: npt.NDArray[np.float64], size: int
+) -> npt.NDArray[np.float64]:
+    """``size`` requests for each window (a row per entry of ``log_medians``)."""
+    body = rng.lognormal(log_medians[:, None], model.sigma, (len(log_medians), size))
+    tail = rng.random(body.shape) < model.tail_share
+    body[tail] *= 1 + rng.pareto(2.0, int(tail.sum()))
+    body[rng.random(body.shape) < model.outlier_share] *= model.outlier_factor
+    return body
+
+
+def _failures(rng: np.random.Generator, requests: int) -> int:
+    """A low failure rate (0.5 %) with bursts: 3 % of windows fail 20 % of their requests."""
+    rate = 0.2 if rng.random() < 0.03 else 0.005
+    return int(rng.binomial(requests, rate))
+
+
+def _window(
+    name: str, start: float, values: npt.NDArray[np.float64], failures: int, span: float
+) -> CollectedEndpointWindow:
+    """A collected window, built without validation: the simulation's sketches are sane by construction."""
+    return CollectedEndpointWindow.model_construct(
+        arm="head",
+        endpoint=name,
+        host=None,
+        in_flight_ms=[],
+        start=start,
+        requests=len(values),
+        failures=failures,
+        latency=_sketch(values),
+        first_start=start,
+        last_end=start + span,
+    )
+
+
+def detection_run(
+    rng: np.random.Generator,
+    model: NoiseModel,
+    *,
+    slow: float,
+    start: float,
+    shift: float = 0.0,
+    merged: bool = False,
+) -> RunResult:
+    """One run of the detection model: ``slow`` multiplies DETECTION_SLOWED's latency, ``shift`` (log)
+    every endpoint's. ``merged``: one window per endpoint (the run-level totals are the same; history
+    mode reads nothing else of a baseline run, and it is 30× cheaper)."""
+    shared = rng.normal(0, model.run_sd) + shift
+    windows: list[CollectedEndpointWindow] = []
     innovation = model.window_sd * math.sqrt(1 - model.phi**2)
     for e in range(DETECTION_ENDPOINTS):
-        median = 5.0 * (1 + e)
-        offset = shared + rng.normal(0, model.endpoint_sd) + (math.log(slow) if e == 0 else 0.0)
+        name = f"GET /e{e}"
+        low_traffic = model.bursty_errors and name == LOW_TRAFFIC
+        per_window = LOW_TRAFFIC_PER_WINDOW if low_traffic else DETECTION_PER_WINDOW
+        offset = shared + rng.normal(0, model.endpoint_sd) + (math.log(slow) if name == DETECTION_SLOWED else 0.0)
         slope = rng.normal(0, model.drift_sd)
+        levels = np.empty(DETECTION_WINDOWS)
         level = rng.normal(0, model.window_sd)
-        for w in range(DETECTION_WINDOWS):
-            level = model.phi * level + rng.normal(0, innovation)
-            drift = slope * (w / DETECTION_WINDOWS - 0.5)
-            body = rng.lognormal(math.log(median) + offset + level + drift, 0.4, DETECTION_PER_WINDOW)
-            tail = rng.random(DETECTION_PER_WINDOW) < 0.02  # 2 % of requests in a Pareto tail
-            body[tail] *= 1 + rng.pareto(2.0, int(tail.sum()))
-            window_start = start + w
-            windows.append(
-                CollectedEndpointWindow(
-                    endpoint=f"GET /e{e}",
-                    start=window_start,
-                    requests=DETECTION_PER_WINDOW,
-                    failures=0,
-                    latency=_sketch(body),
-                    first_start=window_start,
-                    last_end=window_start + 1,
-                )
-            )
+        for w, shock in enumerate(rng.normal(0, innovation, DETECTION_WINDOWS)):
+            level = model.phi * level + shock
+            levels[w] = level + slope * (w / DETECTION_WINDOWS - 0.5)
+        parts = _latencies(rng, model, math.log(5.0 * (1 + e)) + offset + levels, per_window)
+        failures = [_failures(rng, per_window) if low_traffic else 0 for _ in range(DETECTION_WINDOWS)]
+        if merged:
+            windows.append(_window(name, start, parts.ravel(), sum(failures), DETECTION_WINDOWS))
+        else:
+            windows += [_window(name, start + w, v, f, 1) for w, (v, f) in enumerate(zip(parts, failures, strict=True))]
     collected = CollectedRun(locust_version="sim", window_s=1.0, windows=windows, peak_users=10)
     return summarize_run(collected, load=DETECTION_LOAD, target="http://sim", tool_version="sim")
 
 
-def detection_trial(trial: Trial) -> Outcome:
+def detection_baseline(rng: np.random.Generator, trial: Trial) -> list[RunResult]:
+    """The baseline runs of a trial, oldest first; main's drift and step (``NoiseModel``) end at the
+    current run's level, so the pull request's own change is ``trial.effect``."""
+    model = trial.model
+    count = trial.history if trial.mode == "history" else 1
+    runs = []
+    for i in range(count):
+        step = 1.0 if i >= count // 2 else math.exp(-model.main_step)
+        runs.append(
+            detection_run(
+                rng,
+                model,
+                slow=step,
+                start=1_000.0 + 100 * i,
+                shift=model.main_drift * (i - count),
+                merged=trial.mode == "history",
+            )
+        )
+    return runs
+
+
+def detection_trial(trial: Trial, settings: Comparison | None = None) -> Outcome:
     """A baseline and a current run drawn from ``trial.seed``, compared and scored."""
     rng = np.random.default_rng(trial.seed)
-    base_runs = 10 if trial.mode == "history" else 1
-    baseline = [detection_run(rng, trial.model, slow=1.0, start=1_000.0 + 100 * i) for i in range(base_runs)]
+    baseline = detection_baseline(rng, trial)
     current = detection_run(rng, trial.model, slow=1 + trial.effect, start=10_000.0)
-    settings = Comparison(seed=trial.seed, bootstrap=500)
+    settings = settings or Comparison(seed=trial.seed, bootstrap=500)
     return verdict_of(current, baseline, slowed=DETECTION_SLOWED, effect=trial.effect, settings=settings)
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from ci_perf import sketches
-from ci_perf.analysis import stats
+from ci_perf.analysis import history, stats
 from ci_perf.analysis.capacity import capacity_test
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
@@ -49,6 +49,10 @@ MODE_NOTES: dict[str, str] = {
         "paired windows cancel the noise the two share"
     ),
     "history": "history: this run against the spread of {n} earlier runs (Student-t prediction interval)",
+    "shared": (
+        "; each endpoint judged on its own change, net of this run's shift shared by all endpoints "
+        "(p95 {shift:+.1f} %, judged on the aggregate), its variance pooled across endpoints"
+    ),
     "single": (
         "single baseline: this run's windows against {n} earlier run(s); windows cannot show run-to-run "
         "noise, so {noise:g} % is assumed (comparison.run_noise_percent); record 3 or more baseline runs "
@@ -141,23 +145,29 @@ def compare_runs(
     names = [e.name for e in current.endpoints] + [AGGREGATE]
     tests: list[_Test] = []
     histories: dict[str, list[float]] = {}
+    nets = _net_histories(current, baseline, names) if mode == "history" else {}
     for name in names:
         before = _baseline_stats(current, baseline, name)
         histories[name] = [s.p95_ms for s in before if s.p95_ms is not None] if not duet else []
-        tests += _endpoint_tests(current, baseline, name, before, mode=mode, settings=settings, rng=rng)
+        tests += _endpoint_tests(current, baseline, name, before, mode=mode, settings=settings, rng=rng, nets=nets)
     adjusted = _adjusted(tests)
     reasons = current.meta.unreliable_reasons
     results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
     for test in tests:
         results[test.endpoint][test.metric] = _decide(
-            test, adjusted.get(id(test)), settings, unreliable=reasons, sampling_limited=mode == "duet"
+            test,
+            adjusted.get(id(test)),
+            settings,
+            unreliable=reasons,
+            sampling_limited=mode == "duet",
+            family=max(len(adjusted), 1),
         )
     capacity = capacity_test(current, baseline)  # breakpoint runs: the break step as an ordinal
     if capacity is not None:
         results[AGGREGATE][capacity.metric] = MetricComparison(**capacity.model_dump())
     return ComparisonReport(
         mode=mode,
-        mode_note=MODE_NOTES[mode].format(n=len(baseline), noise=settings.run_noise_percent),
+        mode_note=_mode_note(mode, len(baseline), settings, nets),
         baseline_runs=1 if duet else len(baseline),
         matched_on=matched_on,
         endpoints=[EndpointComparison(endpoint=n, metrics=results[n], p95_history=histories[n]) for n in names],
@@ -182,6 +192,7 @@ def _endpoint_tests(
     mode: Mode,
     settings: Comparison,
     rng: np.random.Generator,
+    nets: Mapping[tuple[str, str], history.NetHistory],
 ) -> list[_Test]:
     """One test per metric of one endpoint (or the aggregate), before the report-wide adjustment."""
     now = _stats(current.aggregate, current.endpoints, name)
@@ -215,9 +226,33 @@ def _endpoint_tests(
         elif not before or now is None or now.requests == 0:
             tests.append(_Test(name, metric, shown, None, "no-baseline"))
         else:
-            estimate = _estimate(metric, mode, now, before, windows, settings=settings, rng=rng)
+            net = nets.get((name, metric))
+            estimate = _estimate(metric, mode, now, before, windows, settings=settings, rng=rng, net=net)
             tests.append(_Test(name, metric, shown, estimate))
     return tests
+
+
+def _mode_note(mode: Mode, runs: int, settings: Comparison, nets: Mapping[tuple[str, str], history.NetHistory]) -> str:
+    note = MODE_NOTES[mode].format(n=runs, noise=settings.run_noise_percent)
+    shift = history.shared_shift_percent({name: net for (name, metric), net in nets.items() if metric == "p95"})
+    return note + MODE_NOTES["shared"].format(shift=shift) if shift is not None else note
+
+
+def _net_histories(
+    current: RunResult, baseline: Sequence[RunResult], names: Sequence[str]
+) -> dict[tuple[str, str], history.NetHistory]:
+    """History mode: each latency metric's endpoint values net of each run's shared offset (``analysis.history``)."""
+    nets: dict[tuple[str, str], history.NetHistory] = {}
+    endpoints = [name for name in names if name != AGGREGATE]
+    for metric in _STATISTIC:
+        field = METRICS[metric]
+        values: dict[str, tuple[list[float | None], float | None]] = {}
+        for name in endpoints:
+            now = _stats(current.aggregate, current.endpoints, name)
+            before = [_stats(run.aggregate, run.endpoints, name) for run in baseline]
+            values[name] = ([getattr(s, field) if s else None for s in before], getattr(now, field) if now else None)
+        nets |= {(name, metric): net for name, net in history.net_of_shared_offset(values).items()}
+    return nets
 
 
 def _adjusted(tests: Sequence[_Test]) -> dict[int, tuple[float, float]]:
@@ -281,6 +316,7 @@ def _estimate(
     *,
     settings: Comparison,
     rng: np.random.Generator,
+    net: history.NetHistory | None = None,
 ) -> stats.Estimate | None:
     current_windows, base_windows = windows
     alpha, power = settings.q, settings.power
@@ -296,6 +332,8 @@ def _estimate(
             base_counts = (sum(w.failures for w in base_windows), sum(w.requests for w in base_windows))
         return stats.counts_test(base_counts, (now.failures, now.requests), phi=phi, alpha=alpha, power=power)
     field = METRICS[metric]
+    if mode == "history" and net is not None:  # net of the run's shared offset, variance pooled
+        return stats.history_test(net.history, net.current, alpha=alpha, power=power, prior=net.prior, logs=True)
     if mode == "history":
         values = [v for v in (getattr(s, field) for s in before) if v is not None]
         current_value = getattr(now, field)
@@ -320,9 +358,11 @@ class _Rule:
 
     worse: bool
     better: bool
-    detectable: bool
-    needed: float  # × the requests that would make the wanted change detectable
+    settled: bool  # the interval lies inside ± the smallest change worth a verdict
+    mde: float  # the true effect this rule calls a regression with probability ``power`` (test scale)
+    needed: float  # × the requests that would narrow the interval to within the smallest change
     wanted: str  # the smallest change worth a verdict, in words
+    why: str = ""  # why it is not settled
 
 
 def _decide(
@@ -332,9 +372,11 @@ def _decide(
     *,
     unreliable: list[str],
     sampling_limited: bool = False,
+    family: int = 1,
 ) -> MetricComparison:
     """The verdict rule of docs/STATISTICS.md. ``sampling_limited``: the test's noise is sampling noise
-    only (duet), so the note can say how many more requests would make the change detectable."""
+    only (duet), so the note can say how many more requests would settle it. ``family``: the number of
+    tests each Benjamini-Hochberg family holds (the MDE is the power of the rule actually applied)."""
     shown = test.base
     if test.note == "skip":
         return shown
@@ -346,25 +388,32 @@ def _decide(
     scale = (lambda x: x) if shown.scale == "points" else (lambda x: 100 * math.expm1(x))
     up, down = adjusted or (1.0, 1.0)
     increased = estimate.effect >= 0
+    rule = _rule(
+        test,
+        estimate,
+        up_significant=up < settings.q,
+        down_significant=down < settings.q,
+        settings=settings,
+        family=family,
+    )
     update: dict[str, object] = {
         "effect": scale(estimate.effect),
         "ci_low": scale(estimate.low),
         "ci_high": scale(estimate.high),
         "p_value": estimate.p_up if increased else estimate.p_down,
         "p_adjusted": up if increased else down,
-        "mde": scale(estimate.mde),
+        "mde": scale(rule.mde),
     }
-    rule = _rule(test, estimate, up_significant=up < settings.q, down_significant=down < settings.q, settings=settings)
     if unreliable and (rule.worse or rule.better):
         update |= {"verdict": "inconclusive", "note": "the run was unreliable: " + "; ".join(unreliable)}
     elif rule.worse:
         update["verdict"] = "regression"
     elif rule.better:
         update["verdict"] = "improvement"
-    elif not rule.detectable:
-        note = f"this comparison cannot detect a {rule.wanted} change"
+    elif not rule.settled:
+        note = rule.why
         if sampling_limited and math.isfinite(rule.needed):
-            note += f"; about {math.ceil(rule.needed)}× the requests (users × duration) would"
+            note += f"; about {math.ceil(rule.needed)}× the requests (users × duration) would settle it"
         update |= {"verdict": "inconclusive", "note": note}
     else:
         update["verdict"] = "unchanged"
@@ -372,30 +421,54 @@ def _decide(
 
 
 def _rule(
-    test: _Test, estimate: stats.Estimate, *, up_significant: bool, down_significant: bool, settings: Comparison
+    test: _Test,
+    estimate: stats.Estimate,
+    *,
+    up_significant: bool,
+    down_significant: bool,
+    settings: Comparison,
+    family: int,
 ) -> _Rule:
-    """Significant *and* beyond the smallest change worth a verdict (and, for latency, ``min_abs_ms``)."""
+    """Significant *and* beyond the smallest change worth a verdict (and, for latency, ``min_abs_ms``);
+    ``unchanged`` only when the whole interval lies within that smallest change."""
     shown = test.base
-    if shown.scale == "points":
-        floor = settings.min_error_rate_points
-        return _Rule(
-            worse=up_significant and estimate.low > floor,
-            better=down_significant and estimate.high < -floor,
-            detectable=estimate.mde <= floor,
-            needed=(estimate.mde / floor) ** 2 if floor > 0 else math.inf,
-            wanted=f"{floor:g} points",
-        )
-    bound = math.log1p(settings.min_effect_percent / 100)
-    needed = (estimate.mde / bound) ** 2 if bound > 0 else math.inf
-    wanted = f"{settings.min_effect_percent:g} %"
-    if test.higher_is_better:  # a drop is the regression (capacity)
+    points = shown.scale == "points"
+    bound = settings.min_error_rate_points if points else math.log1p(settings.min_effect_percent / 100)
+    wanted = f"{settings.min_error_rate_points:g} points" if points else f"{settings.min_effect_percent:g} %"
+    floor = 0.0
+    if test.higher_is_better:  # a drop is the regression
         worse = down_significant and estimate.high < -bound
         better = up_significant and estimate.low > bound
+    elif points:
+        worse = up_significant and estimate.low > bound
+        better = down_significant and estimate.high < -bound
     else:
         large = abs((shown.current or 0.0) - (shown.baseline or 0.0)) > settings.min_abs_ms
         worse = up_significant and large and estimate.low > bound
         better = down_significant and large and estimate.high < -bound
-    return _Rule(worse=worse, better=better, detectable=estimate.mde <= bound, needed=needed, wanted=wanted)
+        if shown.baseline:
+            floor = math.log1p(settings.min_abs_ms / shown.baseline)
+    # at least the test's own MDE: a count test without failures has se 0 but a floor of its own
+    mde = max(
+        stats.rule_mde(
+            estimate.se, estimate.df, q=settings.q, family=family, power=settings.power, bound=bound, floor=floor
+        ),
+        estimate.mde,
+    )
+    half = (estimate.high - estimate.low) / 2
+    inside = -bound < estimate.low and estimate.high < bound
+    return _Rule(
+        worse=worse,
+        better=better,
+        # a count test's interval is zero-width without failures: its own MDE (≥ 1 request's worth) must fit too
+        settled=inside and (not points or estimate.mde <= bound),
+        mde=mde,
+        needed=(half / bound) ** 2 if bound > 0 else math.inf,
+        wanted=wanted,
+        why=f"too few requests to rule out a {wanted} change"
+        if inside
+        else f"the interval reaches beyond ±{wanted}: no verdict either way",
+    )
 
 
 def _label(run: RunResult) -> str:

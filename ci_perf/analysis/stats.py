@@ -42,6 +42,8 @@ MAX_RHO = 0.9
 # A sketch knows a quantile only to within ±1 %: read as a uniform error, an sd of 1 %/√3 on the log
 # scale. History values that all fell into one bucket must not claim a zero-width interval.
 QUANTISATION_SD = RELATIVE_ACCURACY / math.sqrt(3)
+# empirical-Bayes pooling: the prior's degrees of freedom are at most this many times an endpoint's own
+POOLING_CAP = 5.0
 # duet batches: a quantile q from ~2 / (1 − q) requests per arm (p95: 40), see paired_test
 PAIRED_TAIL = 2.0
 
@@ -82,6 +84,21 @@ def mde_of(se: float, df: float, *, alpha: float, power: float) -> float:
     return (_t_quantile(1 - alpha, df) + _t_quantile(power, df)) * se
 
 
+def rule_mde(se: float, df: float, *, q: float, family: int, power: float, bound: float, floor: float = 0.0) -> float:
+    """The true effect that the verdict rule calls a regression with probability ``power``.
+
+    The rule needs, on the same pivot effect / se: Benjamini-Hochberg significance — for the one
+    changed test of a ``family`` of tests, p < q / family —, a 95 % interval beyond ``bound``
+    (``min_effect_percent``), and an effect beyond ``floor`` (``min_abs_ms``): the estimate must clear
+    the largest of the three thresholds, which it does with probability ``power`` when the true effect
+    lies t_power · se above it. docs/STATISTICS.md; checked against simulation in docs/benchmarks.md.
+    """
+    threshold = max(
+        _t_quantile(1 - q / max(family, 1), df) * se, bound + _t_quantile(0.5 + CONFIDENCE / 2, df) * se, floor
+    )
+    return threshold + _t_quantile(power, df) * se
+
+
 def _one_sided(t: float, df: float) -> tuple[float, float]:
     if math.isfinite(df):
         return float(_scipy().t.sf(t, df)), float(_scipy().t.cdf(t, df))
@@ -91,21 +108,82 @@ def _one_sided(t: float, df: float) -> tuple[float, float]:
 # -- history mode ------------------------------------------------------------------------------
 
 
-def history_test(history: Sequence[float], current: float, *, alpha: float, power: float) -> Estimate | None:
+@dataclass(frozen=True)
+class VariancePrior:
+    """A scaled-χ² prior of one metric's log-scale variance across endpoints (empirical Bayes): s₀², d₀."""
+
+    variance: float
+    df: float
+
+
+@functools.cache
+def _special() -> ModuleType:
+    return importlib.import_module("scipy.special")
+
+
+def _trigamma_inverse(x: float) -> float:
+    """y with trigamma(y) = x (Newton's method, as limma's ``trigammaInverse``)."""
+    if x > 1e7:
+        return 1 / math.sqrt(x)
+    if x < 1e-6:
+        return 1 / x
+    y = 0.5 + 1 / x
+    for _ in range(50):
+        tri = float(_special().polygamma(1, y))
+        step = tri * (1 - tri / x) / float(_special().polygamma(2, y))
+        y += step
+        if -step / y < 1e-8:
+            break
+    return y
+
+
+def variance_prior(variances: Sequence[float], *, df: float) -> VariancePrior | None:
+    """Smyth's (2004) moment estimate of the prior of per-endpoint variances, each with ``df`` df.
+
+    d₀ is capped at ``POOLING_CAP`` × df: an endpoint's own spread always keeps some weight, so an
+    endpoint truly noisier than the others is never judged by their variance alone.
+    None with fewer than 3 positive variances.
+    """
+    positive = np.asarray([v for v in variances if v > 0], dtype=float)
+    if len(positive) < 3 or df <= 0:
+        return None
+    special = _special()
+    z = np.log(positive) - float(special.digamma(df / 2)) + math.log(df / 2)
+    excess = float(np.var(z, ddof=1)) - float(special.polygamma(1, df / 2))
+    prior_df = POOLING_CAP * df if excess <= 0 else min(2 * _trigamma_inverse(excess), POOLING_CAP * df)
+    scale = float(special.digamma(prior_df / 2)) - math.log(prior_df / 2)
+    return VariancePrior(math.exp(float(z.mean()) + scale), prior_df)
+
+
+def history_test(
+    history: Sequence[float],
+    current: float,
+    *,
+    alpha: float,
+    power: float,
+    prior: VariancePrior | None = None,
+    logs: bool = False,
+) -> Estimate | None:
     """Is ``current`` outside what ``history`` predicts? Log scale; needs ≥ 3 positive values.
 
     δ = log(current) − mean(log history); se = sd·√(1 + 1/n); t with n − 1 degrees of freedom.
+    With a ``prior`` (``variance_prior``) the variance is the posterior (d₀·s₀² + (n−1)·s²)/(d₀ + n − 1)
+    with d₀ + n − 1 degrees of freedom. ``logs``: the values are log values already.
     The sd is at least the sketches' quantisation error (``QUANTISATION_SD``).
     """
-    values = [math.log(v) for v in history if v > 0]
-    if len(values) < 3 or current <= 0:
+    values = list(history) if logs else [math.log(v) for v in history if v > 0]
+    if len(values) < 3 or (not logs and current <= 0):
         return None
     n = len(values)
     mean = float(np.mean(values))
-    sd = max(float(np.std(values, ddof=1)), QUANTISATION_SD)
+    variance = float(np.var(values, ddof=1))
+    df: float = n - 1
+    if prior is not None:
+        variance = (prior.df * prior.variance + df * variance) / (prior.df + df)
+        df += prior.df
+    sd = max(math.sqrt(variance), QUANTISATION_SD)
     se = sd * math.sqrt(1 + 1 / n)
-    df = n - 1
-    effect = math.log(current) - mean
+    effect = (current if logs else math.log(current)) - mean
     up, down = _one_sided(effect / se, df)
     half = _t_quantile(0.5 + CONFIDENCE / 2, df) * se
     return Estimate(effect, effect - half, effect + half, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)

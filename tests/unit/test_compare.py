@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ci_perf.analysis.compare import compare_runs
 from ci_perf.analysis.judge import judge
 from ci_perf.config import Comparison, Config, Gate
-from ci_perf.results import History, RunResult
+from ci_perf.results import AGGREGATE, History, RunResult
+from ci_perf.simulate import DETECTION_SLOWED, NoiseModel, detection_run
 from tests.support.runs import noisy_history, two_endpoint_run
 
 SETTINGS = Comparison()
@@ -73,3 +78,44 @@ def test_the_gate_fails_on_a_regression_only_when_asked() -> None:
     assert passing.status == "pass"
     assert passing.headline.startswith("passed: ")
     assert "; 7 regressions (not gating); " in passing.headline
+
+
+def _detection_history(seed: int, runs: int = 10) -> tuple[np.random.Generator, list[RunResult]]:
+    rng = np.random.default_rng(seed)
+    model = NoiseModel()
+    return rng, [detection_run(rng, model, slow=1.0, start=1_000.0 + 100 * i, merged=True) for i in range(runs)]
+
+
+def test_a_shift_shared_by_every_endpoint_is_judged_on_the_aggregate_not_on_each_endpoint() -> None:
+    rng, history = _detection_history(3)
+    current = detection_run(rng, NoiseModel(), slow=1.0, start=10_000.0, shift=math.log(1.3))
+    report = compare_runs(current, history, settings=SETTINGS)
+    assert report.for_endpoint(AGGREGATE).metrics["p95"].verdict == "regression"  # type: ignore[union-attr]
+    assert not [
+        m for e in report.endpoints if e.endpoint != AGGREGATE for m in e.metrics.values() if m.verdict == "regression"
+    ]
+    assert "shared by all endpoints (p95 +" in report.mode_note
+
+
+def test_one_slower_endpoint_is_judged_net_of_the_runs_shared_shift() -> None:
+    rng, history = _detection_history(5)
+    current = detection_run(rng, NoiseModel(), slow=1.25, start=10_000.0, shift=math.log(1.08))
+    report = compare_runs(current, history, settings=SETTINGS)
+    p95 = report.for_endpoint(DETECTION_SLOWED).metrics["p95"]  # type: ignore[union-attr]
+    assert p95.verdict == "regression"
+    assert p95.ci_low is not None
+    assert p95.ci_high is not None
+    assert p95.ci_low < 25 < p95.ci_high  # its own +25 %, not +35 % with the shared +8 %
+    others = [e for e in report.endpoints if e.endpoint not in {DETECTION_SLOWED, AGGREGATE}]
+    assert not [m for e in others for m in e.metrics.values() if m.verdict in {"regression", "improvement"}]
+
+
+def test_unchanged_means_the_whole_interval_lies_within_the_minimum_effect() -> None:
+    report = compare_runs(two_endpoint_run(1.0, start=5_000.0), noisy_history(10, cv=0.007), settings=SETTINGS)
+    for endpoint in report.endpoints:
+        for metric in endpoint.metrics.values():
+            if metric.verdict == "unchanged" and metric.scale == "ratio":
+                assert metric.ci_low is not None
+                assert metric.ci_high is not None
+                assert metric.ci_low > -5
+                assert metric.ci_high < 5

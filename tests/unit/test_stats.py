@@ -149,3 +149,41 @@ def test_an_assumed_run_noise_widens_the_single_baseline_interval() -> None:
     assert wide is not None
     assert wide.high - wide.low > 2 * (narrow.high - narrow.low)
     assert wide.mde > narrow.mde
+
+
+def test_the_variance_prior_pools_alike_endpoints_and_not_unlike_ones() -> None:
+    rng = np.random.default_rng(4)
+    alike = [float(np.var(rng.normal(0, 0.03, 20), ddof=1)) for _ in range(10)]
+    pooled = stats.variance_prior(alike, df=19)
+    assert pooled is not None
+    assert pooled.df > 30  # more weight on the common level than on its own 19 df (capped at 5 × 19)
+    assert math.sqrt(pooled.variance) == pytest.approx(0.03, rel=0.2)
+    unlike = [float(np.var(rng.normal(0, sd, 20), ddof=1)) for sd in (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)]
+    spread = stats.variance_prior(unlike, df=19)
+    assert spread is not None
+    assert spread.df < 5
+    assert stats.variance_prior([0.01, 0.02], df=19) is None
+
+
+def test_a_pooled_prior_narrows_a_short_historys_interval() -> None:
+    history = [math.log(v) for v in (100.0, 104.0, 97.0)]
+    alone = stats.history_test(history, math.log(103.0), alpha=0.01, power=0.8, logs=True)
+    pooled = stats.history_test(
+        history, math.log(103.0), alpha=0.01, power=0.8, logs=True, prior=stats.VariancePrior(0.03**2, 40.0)
+    )
+    assert alone is not None
+    assert pooled is not None
+    assert pooled.df == 42
+    assert pooled.high - pooled.low < (alone.high - alone.low) / 2
+
+
+def test_the_rules_mde_counts_the_minimum_effect_and_the_report_wide_adjustment() -> None:
+    bound = math.log1p(0.05)
+    lone = stats.mde_of(0.02, 19, alpha=0.01, power=0.8)
+    rule = stats.rule_mde(0.02, 19, q=0.01, family=1, power=0.8, bound=bound)
+    # the interval must clear the bound: bound + (t.975 + t.8) · se
+    assert rule == pytest.approx(bound + (2.0930 + 0.8610) * 0.02, rel=1e-3)
+    assert rule > lone
+    wide = stats.rule_mde(0.02, 19, q=0.01, family=1000, power=0.8, bound=bound)
+    assert wide > rule  # BH over many tests asks for a larger t than the interval does
+    assert stats.rule_mde(0.001, 19, q=0.01, family=1, power=0.8, bound=bound, floor=0.2) > 0.2  # min_abs_ms
