@@ -34,7 +34,8 @@ test-fast: $(BIN)/ci-perf
 test-compat: $(BIN)/ci-perf
 	$(BIN)/pytest -q tests/compat
 
-# The README's workflows (and any in docs/*.md): actionlint and zizmor --offline (tests/support/readme_workflows.py)
+# Code, types, import layers, the Dockerfile; then every workflow in README.md and docs/*.md through
+# actionlint and zizmor --offline (tests/support/readme_workflows.py)
 lint: $(BIN)/ci-perf
 	$(BIN)/ruff check ci_perf tests benchmarks docker
 	$(BIN)/ruff format --check ci_perf tests benchmarks docker
