@@ -70,6 +70,11 @@ bench-wall: $(BIN)/ci-perf
 bench-detect: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_detect.py
 
+# The error-rate test on simulated bursty failures: A/A blocking, power, coverage (issue 13, item 4)
+.PHONY: bench-rates
+bench-rates: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_rates.py
+
 bench-detect-live: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_detect_live.py
 

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from ci_perf import sketches
-from ci_perf.analysis import history, stats
+from ci_perf.analysis import history, rates, stats
 from ci_perf.analysis.capacity import capacity_test
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
@@ -197,9 +197,12 @@ def _endpoint_tests(
     """One test per metric of one endpoint (or the aggregate), before the report-wide adjustment."""
     now = _stats(current.aggregate, current.endpoints, name)
     measured_from = current.meta.measured_from
-    # windows are tested in single-baseline and duet modes; history mode judges run-level values
+    # windows are tested in single-baseline and duet modes; history mode judges run-level values (but for
+    # the error rate, whose over-dispersion the current run's windows show too)
     windows: tuple[list[EndpointWindow], list[EndpointWindow]] = ([], [])
-    if mode == "single":
+    if mode == "history":
+        windows = (_windows(current.endpoints, measured_from, name), [])
+    elif mode == "single":
         windows = (
             _windows(current.endpoints, measured_from, name),
             [w for run in baseline for w in _windows(run.endpoints, run.meta.measured_from, name)],
@@ -320,17 +323,15 @@ def _estimate(
 ) -> stats.Estimate | None:
     current_windows, base_windows = windows
     alpha, power = settings.q, settings.power
-    if metric == "error_rate":
-        if mode == "history":
-            phi = stats.dispersion([s.failures for s in before], [s.requests for s in before])
-            base_counts = (sum(s.failures for s in before), sum(s.requests for s in before))
-        else:
-            phi = max(
-                stats.dispersion([w.failures for w in arm], [w.requests for w in arm])
-                for arm in (base_windows, current_windows)
-            )
-            base_counts = (sum(w.failures for w in base_windows), sum(w.requests for w in base_windows))
-        return stats.counts_test(base_counts, (now.failures, now.requests), phi=phi, alpha=alpha, power=power)
+    if metric == "error_rate":  # the baseline's runs (history) or windows, and this run's windows
+        units = before if mode == "history" else base_windows
+        return rates.rate_test(
+            [rates.Counts(u.failures, u.requests) for u in units],
+            [rates.Counts(w.failures, w.requests) for w in current_windows],
+            totals=rates.Counts(now.failures, now.requests),
+            alpha=alpha,
+            power=power,
+        )
     field = METRICS[metric]
     if mode == "history" and net is not None:  # net of the run's shared offset, variance pooled
         return stats.history_test(net.history, net.current, alpha=alpha, power=power, prior=net.prior, logs=True)
@@ -433,8 +434,12 @@ def _rule(
     ``unchanged`` only when the whole interval lies within that smallest change."""
     shown = test.base
     points = shown.scale == "points"
-    bound = settings.min_error_rate_points if points else math.log1p(settings.min_effect_percent / 100)
-    wanted = f"{settings.min_error_rate_points:g} points" if points else f"{settings.min_effect_percent:g} %"
+    bound = (
+        rates.smallest_change(estimate, settings.min_error_rate_points)
+        if points
+        else math.log1p(settings.min_effect_percent / 100)
+    )
+    wanted = f"{bound:.2g} points" if points else f"{settings.min_effect_percent:g} %"
     floor = 0.0
     if test.higher_is_better:  # a drop is the regression
         worse = down_significant and estimate.high < -bound

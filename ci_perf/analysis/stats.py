@@ -6,8 +6,7 @@
 * ``paired_test``: duet mode — both deployments measured in the same windows: a one-sample t-test on
   the per-batch log ratios (variance inflated for lag-1 autocorrelation) and a stationary block
   bootstrap that resamples the same windows in both arms.
-* ``counts_test``: error rates — Fisher's exact test for small counts, else a two-proportion test
-  whose variance is inflated by the over-dispersion seen across windows (or runs).
+* error rates are tested in ``analysis.rates`` (quasi-binomial, over-dispersion in every mode).
 
 Every function returns an ``Estimate`` in log-ratio space (or percentage points for counts) with
 one-sided p-values for an increase and for a decrease (regressions and improvements are two
@@ -103,6 +102,11 @@ def _one_sided(t: float, df: float) -> tuple[float, float]:
     if math.isfinite(df):
         return float(_scipy().t.sf(t, df)), float(_scipy().t.cdf(t, df))
     return float(_scipy().norm.sf(t)), float(_scipy().norm.cdf(t))
+
+
+# the same pivots, for the other tests of the package (analysis.rates)
+t_quantile = _t_quantile
+one_sided = _one_sided
 
 
 # -- history mode ------------------------------------------------------------------------------
@@ -437,56 +441,7 @@ def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
     return Estimate(effect, low, high, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)
 
 
-# -- error rates -------------------------------------------------------------------------------
-
-
-def dispersion(failures: Sequence[int], requests: Sequence[int]) -> float:
-    """Quasi-binomial over-dispersion across windows or runs (Pearson χ² / df), at least 1."""
-    f = np.asarray(failures, dtype=float)
-    n = np.asarray(requests, dtype=float)
-    keep = n > 0
-    f, n = f[keep], n[keep]
-    if len(n) < 2 or f.sum() == 0:
-        return 1.0
-    p = f.sum() / n.sum()
-    if p >= 1:
-        return 1.0
-    chi2 = float((((f - n * p) ** 2) / (n * p * (1 - p))).sum())
-    return max(1.0, chi2 / (len(n) - 1))
-
-
-def counts_test(
-    base: tuple[int, int],
-    current: tuple[int, int],
-    *,
-    phi: float,
-    alpha: float,
-    power: float,
-) -> Estimate | None:
-    """Error rate difference in percentage points: (failures, requests) of each arm.
-
-    Fisher's exact test (one-sided each way) when fewer than 5 failures are expected in an arm;
-    otherwise a two-proportion z-test with its variance multiplied by the over-dispersion ``phi``.
-    """
-    (fb, nb), (fc, nc) = base, current
-    if nb == 0 or nc == 0:
-        return None
-    pb, pc = fb / nb, fc / nc
-    pooled = (fb + fc) / (nb + nc)
-    effect = 100 * (pc - pb)
-    se = 100 * math.sqrt(phi * (pb * (1 - pb) / nb + pc * (1 - pc) / nc))
-    pooled_se = 100 * math.sqrt(phi * pooled * (1 - pooled) * (1 / nb + 1 / nc))
-    table = [[fc, nc - fc], [fb, nb - fb]]
-    if fb + fc == 0:
-        up = down = 1.0
-    elif min(pooled * nb, pooled * nc) < 5:
-        up = float(_scipy().fisher_exact(table, alternative="greater").pvalue)
-        down = float(_scipy().fisher_exact(table, alternative="less").pvalue)
-    else:
-        up, down = _one_sided(effect / pooled_se, math.inf) if pooled_se > 0 else (1.0, 1.0)
-    z = float(_scipy().norm.ppf(0.5 + CONFIDENCE / 2))
-    mde = mde_of(max(pooled_se, 100 / max(nb, nc)), math.inf, alpha=alpha, power=power)
-    return Estimate(effect, effect - z * se, effect + z * se, up, down, mde, se, math.inf)
+# -- the report ------------------------------------------------------------------------------
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:

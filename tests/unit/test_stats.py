@@ -99,28 +99,6 @@ def test_autocorrelation_is_estimated_and_clipped() -> None:
     assert stats.lag1_autocorrelation(np.resize([1.0, -1.0], 100)) == 0.0
 
 
-def test_counts_test_uses_an_exact_test_for_small_counts() -> None:
-    estimate = stats.counts_test((0, 1_000), (3, 1_000), phi=1.0, alpha=0.01, power=0.8)
-    assert estimate is not None
-    assert estimate.p_up == pytest.approx(0.1249, abs=1e-3)  # Fisher's exact, one-sided
-    assert estimate.p_down == 1.0
-    assert estimate.effect == pytest.approx(0.3)
-
-
-def test_counts_test_inflates_for_over_dispersion() -> None:
-    plain = stats.counts_test((100, 10_000), (150, 10_000), phi=1.0, alpha=0.01, power=0.8)
-    spread = stats.counts_test((100, 10_000), (150, 10_000), phi=4.0, alpha=0.01, power=0.8)
-    assert plain is not None
-    assert spread is not None
-    assert spread.p_up > plain.p_up
-    assert spread.high - spread.low == pytest.approx(2 * (plain.high - plain.low))
-
-
-def test_dispersion_is_one_for_binomial_windows_and_more_for_bursts() -> None:
-    assert stats.dispersion([1, 1, 1, 1], [100, 100, 100, 100]) == 1.0
-    assert stats.dispersion([0, 0, 0, 40], [100, 100, 100, 100]) > 10
-
-
 def test_benjamini_hochberg_matches_the_textbook_example() -> None:
     adjusted = stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.005])
     assert adjusted == pytest.approx([0.02, 0.04, 0.04, 0.02])
