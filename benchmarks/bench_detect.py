@@ -15,7 +15,10 @@ current run whose ``GET /e4`` (p95 ≈ 50 ms) is slowed by 0, +5, +10 or +25 %, 
 * coverage: the lowest share, over the effects, of trials whose p95 95 % interval holds the truth;
 * MDE: the median MDE shown for the slowed endpoint's p95 (A/A trials) and the effect at which the
   simulated power reaches 80 % (probit interpolation between the simulated effects);
-* p/CI: trials whose one-sided p < 2.5 % disagrees with the 95 % interval excluding 0.
+* p/CI: trials whose one-sided p < 2.5 % disagrees with the 95 % interval excluding 0;
+* re-run: with ``+confirm`` in the mode (``history:20+confirm``), a candidate regression is re-run
+  ``comparison.confirm_runs`` times (default 2) and decided on the combined evidence
+  (``analysis.confirm``); the share of A/A and +10 % trials that re-ran.
 
 Run: ``make bench-detect`` (the full table) or ``--smoke`` (a few trials; the unit test
 ``tests/unit/test_detect_smoke.py`` checks the direction of the results on its own seeds).
@@ -73,6 +76,7 @@ def _row(name: str, mode: str, outcomes: dict[float, list[Outcome]]) -> str:
         f"{np.median(mdes):.1f} %" if mdes else "–",
         _power_point(powers),
         _share(disagree),
+        f"{_share([o.runs > 1 for o in aa])}, {_share([o.runs > 1 for o in outcomes[0.10]])}",
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -90,14 +94,14 @@ def main() -> None:
         args.aa, args.per_effect, args.modes = 20, 10, ["history:20"]
     print(
         "| scenario | mode | A/A trials | A/A gating | A/A any verdict | power +5 % | +10 % | +25 % "
-        "| coverage (min) | MDE shown | 80 %-power effect | p/CI disagree |"
+        "| coverage (min) | MDE shown | 80 %-power effect | p/CI disagree | re-run A/A, +10 % |"
     )
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     began = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for s, name in enumerate(args.scenarios):
             for m, mode in enumerate(args.modes):
-                kind, _, size = mode.partition(":")
+                kind, _, size = mode.removesuffix("+confirm").partition(":")
                 trials = {
                     effect: [
                         Trial(
@@ -105,6 +109,7 @@ def main() -> None:
                             effect=effect,
                             model=SCENARIOS[name],
                             history=int(size or 10),
+                            confirm=mode.endswith("+confirm"),
                             seed=1_000_000 * s + 100_000 * m + 10_000 * k + i,
                         )
                         for i in range(args.aa if effect == 0 else args.per_effect)

@@ -26,7 +26,8 @@ import numpy.typing as npt
 
 from ci_perf import sketches
 from ci_perf.analysis import stats
-from ci_perf.analysis.compare import compare_runs
+from ci_perf.analysis.compare import ComparisonReport, compare_runs
+from ci_perf.analysis.confirm import confirm_reruns, wants_reruns
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, LoadSettings
 from ci_perf.models import Frozen
@@ -52,6 +53,7 @@ __all__ = [
     "duet_run",
     "head_only",
     "history_for",
+    "score",
     "verdict_of",
 ]
 
@@ -66,6 +68,7 @@ class Outcome(NamedTuple):
     log_ratio: float | None  # the slowed endpoint's p95, current over baseline, log scale
     gated: bool = False  # a regression verdict (what fails the gate) on something that did not change
     disagree: bool = False  # the slowed endpoint's p95: p < 2.5 % one-sided but its 95 % interval holds 0, or not
+    runs: int = 1  # load runs the pull request took (1 + the confirm runs, when a candidate asked for them)
 
 
 def verdict_of(
@@ -73,7 +76,11 @@ def verdict_of(
 ) -> Outcome:
     """Compare ``current`` with ``baseline`` (duet when it carries its base arm and ``baseline`` is
     empty) and score the verdicts against ``effect``, the true relative change of ``slowed``."""
-    report = compare_runs(current, baseline, settings=settings)
+    return score(compare_runs(current, baseline, settings=settings), slowed=slowed, effect=effect)
+
+
+def score(report: ComparisonReport, *, slowed: str, effect: float) -> Outcome:
+    """Score a comparison's verdicts against ``effect``, the true relative change of ``slowed``."""
     target = report.for_endpoint(slowed)
     if target is None:
         msg = f"the simulated run has no endpoint {slowed!r}"
@@ -144,6 +151,7 @@ class Trial(Frozen):
     model: NoiseModel
     seed: int
     history: int = 10
+    confirm: bool = False  # re-run a candidate regression ``Comparison.confirm_runs`` times (analysis.confirm)
 
 
 def _sketch(values: npt.NDArray[np.float64]) -> Sketch:
@@ -258,7 +266,15 @@ def detection_trial(trial: Trial, settings: Comparison | None = None) -> Outcome
     baseline = detection_baseline(rng, trial)
     current = detection_run(rng, trial.model, slow=1 + trial.effect, start=10_000.0)
     settings = settings or Comparison(seed=trial.seed, bootstrap=500)
-    return verdict_of(current, baseline, slowed=DETECTION_SLOWED, effect=trial.effect, settings=settings)
+    report = compare_runs(current, baseline, settings=settings)
+    reruns: list[RunResult] = []
+    if trial.confirm and wants_reruns(report, current, baseline, settings):
+        slow = 1 + trial.effect
+        reruns = [
+            detection_run(rng, trial.model, slow=slow, start=20_000.0 + 100 * i) for i in range(settings.confirm_runs)
+        ]
+        report, _ = confirm_reruns(report, current, reruns, baseline=baseline, settings=settings)
+    return score(report, slowed=DETECTION_SLOWED, effect=trial.effect)._replace(runs=1 + len(reruns))
 
 
 # -- duet -----------------------------------------------------------------------------------------

@@ -37,3 +37,18 @@ def test_the_shown_mde_is_the_rules_not_a_lone_t_tests() -> None:
     outcomes = _trials(0.05, SCENARIOS["shared run effect"], seed=5_000)
     assert sum(o.hit for o in outcomes) <= 2
     assert all(o.mde is not None and o.mde > 8 for o in outcomes)
+
+
+def test_confirm_runs_re_run_only_candidates_and_keep_a_real_regression() -> None:
+    model = SCENARIOS["shared run effect"]
+    slowed = [
+        detection_trial(Trial(mode="history", effect=0.25, model=model, history=20, seed=7_100 + i, confirm=True))
+        for i in range(5)
+    ]
+    assert sum(o.hit for o in slowed) >= 4
+    quiet = [
+        detection_trial(Trial(mode="history", effect=0.0, model=model, history=20, seed=9_100 + i, confirm=True))
+        for i in range(6)
+    ]
+    assert not any(o.gated for o in quiet)
+    assert sum(o.runs > 1 for o in quiet) <= 2  # an A/A run is rarely a candidate
