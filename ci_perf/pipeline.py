@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ci_perf import __version__
 from ci_perf.analysis.compare import ComparisonReport, compare_runs
-from ci_perf.analysis.confirm import JUDGED, candidates, rerun_path, wants_reruns
+from ci_perf.analysis.confirm import JUDGED, candidates, duet_first, rerun_path, wants_reruns
 from ci_perf.analysis.judge import Judgement, Report, Unmatched, describe_change, judge
 from ci_perf.analysis.stats import warm_up
 from ci_perf.analysis.summarize import summarize_run
@@ -29,6 +29,7 @@ from ci_perf.errors import InputError
 from ci_perf.export import export_run
 from ci_perf.formatting import one_line
 from ci_perf.gitinfo import detect_git, detect_repository
+from ci_perf.loadtest.protocol import ENV_VARIABLES
 from ci_perf.loadtest.readiness import wait_until_ready
 from ci_perf.loadtest.runner import check_header_variables, check_run, run_locust
 from ci_perf.report import render
@@ -123,7 +124,10 @@ def run_pipeline(
     store = store if store is not None else LocalStore(Path(config.store.path))
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     rerun = functools.partial(rerun_to_confirm, config, result, history, echo=echo)
-    reruns = [] if record else rerun(rerun=lambda path: again(out_dir=out_dir / path.parent))
+    rerun_env = functools.partial(rerun_environment, config, environ)
+    reruns = (
+        [] if record else rerun(rerun=lambda i: again(out_dir=(out_dir / rerun_path(i)).parent, environ=rerun_env(i)))
+    )
     judgement, markdown = conclude(
         config.gate,
         result,
@@ -213,11 +217,11 @@ def measure(
 
 
 def rerun_to_confirm(
-    config: Config, result: RunResult, history: History, *, rerun: Callable[[Path], RunResult], echo: TextIO | None
+    config: Config, result: RunResult, history: History, *, rerun: Callable[[int], RunResult], echo: TextIO | None
 ) -> list[RunResult]:
     """Run the load ``comparison.confirm_runs`` more times when the first run has a candidate regression.
 
-    ``rerun`` measures into the given result path's folder (``confirm-N/result.json`` under the out dir).
+    ``rerun(i)`` measures re-run i (from 1) into ``confirm-i/`` under the out dir (``rerun_environment``).
     """
     settings = config.gate.comparison
     if settings.confirm_runs == 0:
@@ -231,7 +235,14 @@ def rerun_to_confirm(
             f"{settings.confirm_runs} more time(s) to confirm it (comparison.confirm_runs)\n"
         )
         echo.flush()
-    return [rerun(Path(rerun_path(i))) for i in range(1, settings.confirm_runs + 1)]
+    return [rerun(i) for i in range(1, settings.confirm_runs + 1)]
+
+
+def rerun_environment(config: Config, environ: Mapping[str, str], index: int) -> Mapping[str, str]:
+    """Re-run ``index``'s environment: in duet, which arm of each pair starts first alternates between re-runs."""
+    if not config.gate.comparison.baseline_target:
+        return environ
+    return {**environ, ENV_VARIABLES["duet_first"]: duet_first(index)}
 
 
 def _candidates_named(first: ComparisonReport, settings: Comparison) -> str:

@@ -36,6 +36,9 @@ JUDGED = ("p50", "p95", "p99", "mean", "error_rate")  # the tests with a pivot; 
 _NORMAL = NormalDist()
 _Z95 = _NORMAL.inv_cdf(0.975)
 _TINY_P = 1e-300
+# the re-runs alone must show the change at this level (Benjamini-Hochberg over the candidates): the first
+# run was chosen for looking worse, so pooled with it, re-runs that merely lean the same way would confirm it
+REPLICATION_Q = 0.05
 
 
 class RunEvidence(Frozen):
@@ -72,6 +75,7 @@ class ConfirmRun(Frozen):
     result_path: str
     reliable: bool
     unreliable_reasons: list[str] = []
+    order: str = ""  # duet: which arm of each pair started first
 
 
 class Confirmation(Frozen):
@@ -95,6 +99,12 @@ def rerun_path(index: int) -> str:
     return f"confirm-{index}/result.json"
 
 
+def duet_first(index: int) -> Literal["head", "base"]:
+    """Duet: which arm of each pair starts first in re-run ``index`` — the base, then the head, alternating
+    (the first run draws it per pair), so an order effect cannot confirm itself."""
+    return "base" if index % 2 else "head"
+
+
 def wants_reruns(
     first: ComparisonReport, current: RunResult, baseline: Sequence[RunResult], settings: Comparison
 ) -> bool:
@@ -116,13 +126,18 @@ def confirm_reruns(
 ) -> tuple[ComparisonReport, Confirmation]:
     """Compare each re-run with the same baseline (duet: its own base arm) and decide the candidates."""
     others = [compare_runs(run, baseline, settings=settings, matched_on=matched_on) for run in reruns]
+    duet = current.base is not None
     runs = [
         ConfirmRun(
-            label=label, result_path=path, reliable=run.meta.reliable, unreliable_reasons=run.meta.unreliable_reasons
+            label=label,
+            result_path=path,
+            reliable=run.meta.reliable,
+            unreliable_reasons=run.meta.unreliable_reasons,
+            order=order if duet else "",
         )
-        for label, path, run in [
-            ("run 1", "result.json", current),
-            *((f"re-run {i}", rerun_path(i), run) for i, run in enumerate(reruns, start=1)),
+        for label, path, run, order in [
+            ("run 1", "result.json", current, "a coin flip per pair"),
+            *((f"re-run {i}", rerun_path(i), run, f"{duet_first(i)} first") for i, run in enumerate(reruns, start=1)),
         ]
     ]
     drops = [below_floor(run, baseline) for run in [current, *reruns]]
@@ -170,6 +185,7 @@ def confirm(
     wanted = candidates(first, settings, extra_runs=len(others), capacity_drop=drops[0])
     pooled = _pooled_family(reports)
     adjusted = dict(zip(pooled, stats.benjamini_hochberg([p for _, p in pooled.values()]), strict=True))
+    replicated = _replicated([key for key in wanted if key[1] != CAPACITY], others)
     unreliable = [r for r in runs if not r.reliable]
     decided: list[ConfirmedTest] = []
     for key in wanted:
@@ -182,7 +198,8 @@ def confirm(
             against = [run.label for run, drop in zip(runs, drops, strict=True) if not drop]
             decided.append(_verdict(test, against=against, unreliable=unreliable, failed=None))
         else:
-            decided.append(_decision(test, base, pooled[key], adjusted[key], settings, unreliable=unreliable))
+            p = (pooled[key][0], pooled[key][1], adjusted[key], replicated.get(key, 1.0))
+            decided.append(_decision(test, base, p, settings, unreliable=unreliable))
     return _applied(first, decided, runs=len(reports)), Confirmation(runs=list(runs), tests=decided)
 
 
@@ -232,16 +249,27 @@ def _pooled_family(reports: Sequence[ComparisonReport]) -> dict[tuple[str, str],
             if metric.metric not in JUDGED:
                 continue
             key = (endpoint.endpoint, metric.metric)
-            found = [m for m in (_metric(r, key) for r in reports) if m is not None]
-            pivots = [p for p in map(_pivot, found) if p is not None]
-            if len(pivots) < len(reports):
-                family[key] = (None, 1.0)
-                continue
-            weights = [1 / p.se**2 for p in pivots]
-            d = sum(w * p.d for w, p in zip(weights, pivots, strict=True)) / sum(weights)
-            pooled = _Pivot(d=d, se=1 / math.sqrt(sum(weights)))
-            family[key] = (pooled, _p_worse(pooled.d / pooled.se))
+            pooled = _pooled(reports, key)
+            family[key] = (pooled, _p_worse(pooled.d / pooled.se) if pooled else 1.0)
     return family
+
+
+def _pooled(reports: Sequence[ComparisonReport], key: tuple[str, str]) -> _Pivot | None:
+    """The inverse-variance pooled pivot of one test over ``reports``; ``None`` unless every run has one."""
+    found = [m for m in (_metric(r, key) for r in reports) if m is not None]
+    pivots = [p for p in map(_pivot, found) if p is not None]
+    if not pivots or len(pivots) < len(reports):
+        return None
+    weights = [1 / p.se**2 for p in pivots]
+    d = sum(w * p.d for w, p in zip(weights, pivots, strict=True)) / sum(weights)
+    return _Pivot(d=d, se=1 / math.sqrt(sum(weights)))
+
+
+def _replicated(keys: Sequence[tuple[str, str]], reruns: Sequence[ComparisonReport]) -> dict[tuple[str, str], float]:
+    """Each candidate's p toward worse from the re-runs alone, pooled, BH-adjusted over the candidates."""
+    pivots = {key: _pooled(reruns, key) for key in keys}
+    p = [_p_worse(pivot.d / pivot.se) if pivot else 1.0 for pivot in pivots.values()]
+    return dict(zip(pivots, stats.benjamini_hochberg(p), strict=True))
 
 
 def _evidence(label: str, report: ComparisonReport, key: tuple[str, str]) -> RunEvidence:
@@ -262,14 +290,14 @@ def _evidence(label: str, report: ComparisonReport, key: tuple[str, str]) -> Run
 def _decision(
     test: ConfirmedTest,
     base: MetricComparison,
-    pooled: tuple[_Pivot | None, float],
-    p_adjusted: float,
+    pooled: tuple[_Pivot | None, float, float, float],
     settings: Comparison,
     *,
     unreliable: Sequence[ConfirmRun],
 ) -> ConfirmedTest:
-    """The rule for a test with a pivot: worse in every run, pooled significance and size."""
-    pivot, p = pooled
+    """The rule for a test with a pivot: worse in every run, replicated by the re-runs, pooled significance
+    and size. ``pooled``: all runs' pivot, its p and adjusted p, and the re-runs' own adjusted p."""
+    pivot, p, p_adjusted, p_replicated = pooled
     against = [e.label for e in test.runs if e.effect is None or e.effect <= 0]
     if pivot is None:
         return _verdict(test, against=against, unreliable=unreliable, failed="a run has no interval for this test")
@@ -284,7 +312,9 @@ def _decision(
         }
     )
     failed = None
-    if p_adjusted >= settings.q:
+    if p_replicated >= REPLICATION_Q:
+        failed = f"the re-runs alone do not show it (p {p_replicated:.2g}, adjusted; {REPLICATION_Q:g} needed)"
+    elif p_adjusted >= settings.q:
         failed = f"the pooled p, adjusted, is {p_adjusted:.2g} (not below q = {settings.q:g})"
     elif not _clears(base, pivot.d, pivot.se, settings):
         failed = "the pooled interval does not clear the minimum effect"

@@ -27,6 +27,7 @@ variable                    ``PluginSettings``    read by
 ``CI_PERF_SPAWN_RATE``      ``spawn_rate``        shape: users started per second at least
 ``CI_PERF_PROCESSES``       ``processes``         open_model: each process takes 1/N of the rate
 ``CI_PERF_BREAK_ON``        ``break_on``          shape: JSON ``{p95_latency_ms, error_rate_percent}``
+``CI_PERF_DUET_FIRST``      ``duet_first``        duet: which arm of each pair starts first (unset: a coin flip)
 =========================== ===================== =====================================================
 """
 
@@ -59,6 +60,7 @@ ENV_VARIABLES = {
     "spawn_rate": "CI_PERF_SPAWN_RATE",
     "processes": "CI_PERF_PROCESSES",
     "break_on": "CI_PERF_BREAK_ON",
+    "duet_first": "CI_PERF_DUET_FIRST",
 }
 _JSON_FIELDS = {"endpoints", "stages", "arrival", "break_on"}
 
@@ -130,6 +132,7 @@ class PluginSettings(Frozen):
     spawn_rate: float = Field(default=10.0, gt=0)
     processes: int = Field(default=1, ge=1)
     break_on: dict[str, float] | None = None
+    duet_first: Literal["head", "base"] | None = None  # confirm re-runs alternate it (None: a coin flip per pair)
 
     def to_env(self) -> dict[str, str]:
         """The variables for Locust's environment (unset fields are left out)."""

@@ -91,6 +91,7 @@ def config_text(case: Case, *, target: str) -> str:
         f"locustfile: {case.path.name}\n"
         f"load: {{{load}{', ' + case.load if case.load else ''}}}\n"
         f"readiness: {{path: {READINESS_PATH}, timeout: 10s}}\n"
+        "comparison: {confirm_runs: 0}\n"  # counts are checked against one run's access log: no confirm re-runs
         f"{case.config}"
     )
 

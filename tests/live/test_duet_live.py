@@ -42,7 +42,8 @@ def two_services() -> Iterator[tuple[DemoService, DemoService]]:
 
 def _config(tmp_path: Path, body: str, base_url: str) -> Config:
     config = parse_config(body, source=write(tmp_path / "ci-perf.yml", body))
-    return with_comparison(config, baseline_target=base_url)
+    # one run's accounting, checked against what each deployment served: no confirm re-runs (test_confirm_live)
+    return with_comparison(config, baseline_target=base_url, confirm_runs=0)
 
 
 def _run(tmp_path: Path, body: str, *, head: str, base: str) -> RunOutcome:

@@ -11,7 +11,7 @@ from ci_perf.analysis.confirm import candidates, confirm_reruns, rerun_path, wan
 from ci_perf.analysis.judge import judge
 from ci_perf.config import Comparison, Gate, PerformanceBudget
 from ci_perf.errors import InputError
-from ci_perf.pipeline import read_reruns, rerun_to_confirm
+from ci_perf.pipeline import read_reruns, rerun_environment, rerun_to_confirm
 from ci_perf.report import render
 from ci_perf.results import History, RunResult, save_result
 from tests.support.runs import noisy_history, two_endpoint_run
@@ -124,28 +124,28 @@ def test_the_report_shows_each_run_and_the_pooled_verdict() -> None:
 
 
 class _Reruns:
-    """Stands in for the load: records where each re-run would write, returns prepared runs."""
+    """Stands in for the load: records which re-runs were asked for, returns prepared runs."""
 
     def __init__(self, runs: list[RunResult]) -> None:
         self.runs = runs
-        self.paths: list[Path] = []
+        self.asked: list[int] = []
 
-    def __call__(self, path: Path) -> RunResult:
-        self.paths.append(path)
-        return self.runs[len(self.paths) - 1]
+    def __call__(self, index: int) -> RunResult:
+        self.asked.append(index)
+        return self.runs[index - 1]
 
 
-def test_the_pipeline_re_runs_a_candidate_confirm_runs_times_into_confirm_folders() -> None:
+def test_the_pipeline_re_runs_a_candidate_confirm_runs_times() -> None:
     from ci_perf.config import Config
 
     config = Config(target="http://127.0.0.1:1", endpoints=["GET /slow"], gate=GATE)
     rerun = _Reruns([_run(1.25, index=i) for i in (1, 2)])
     reruns = rerun_to_confirm(config, _run(1.25), History(runs=BASELINE), rerun=rerun, echo=None)
-    assert rerun.paths == [Path("confirm-1/result.json"), Path("confirm-2/result.json")]
+    assert rerun.asked == [1, 2]
     assert len(reruns) == 2
     quiet = _Reruns([])
     assert rerun_to_confirm(config, _run(1.0), History(runs=BASELINE), rerun=quiet, echo=None) == []
-    assert quiet.paths == []
+    assert quiet.asked == []
 
 
 def test_re_runs_are_read_back_beside_their_result_and_must_be_of_the_same_commit(tmp_path: Path) -> None:
@@ -159,6 +159,21 @@ def test_re_runs_are_read_back_beside_their_result_and_must_be_of_the_same_commi
     save_result(other, tmp_path / rerun_path(1))
     with pytest.raises(InputError, match=r"confirm-1/result\.json: a re-run of another commit"):
         read_reruns(tmp_path, current, limit=2)
+
+
+def test_duet_re_runs_alternate_which_arm_of_each_pair_starts_first() -> None:
+    from ci_perf.config import Config
+
+    duet = Config(target="http://127.0.0.1:1", endpoints=["GET /slow"], gate=GATE)
+    duet = duet.model_copy(
+        update={
+            "gate": GATE.model_copy(update={"comparison": SETTINGS.model_copy(update={"baseline_target": "http://b"})})
+        }
+    )
+    orders = [rerun_environment(duet, {"PATH": "/bin"}, i).get("CI_PERF_DUET_FIRST") for i in (1, 2, 3)]
+    assert orders == ["base", "head", "base"]
+    plain = Config(target="http://127.0.0.1:1", endpoints=["GET /slow"], gate=GATE)
+    assert "CI_PERF_DUET_FIRST" not in rerun_environment(plain, {"PATH": "/bin"}, 1)
 
 
 @pytest.mark.parametrize("value", [-1, 11])

@@ -44,6 +44,7 @@ EVERYTHING = PluginSettings(
     spawn_rate=4.0,
     processes=3,
     break_on={"p95_latency_ms": 300.0, "error_rate_percent": 1.0},
+    duet_first="base",
 )
 
 

@@ -25,7 +25,8 @@ each wait (``TaskSet.wait``, patched while duet is on): whichever gets there fir
 other. Their k-th requests therefore start together and both arms send as many, a slower
 deployment does not get less load than the other (as two free-running closed loops would give
 it), and when the run ends the two are at most one request apart in a pair's own sequence — which
-the collector counts alike, in flight or done. Which of the two starts first is a coin flip; after
+the collector counts alike, in flight or done. Which of the two starts first is a coin flip (a
+confirm re-run sets it for every pair, ``PluginSettings.duet_first``, alternating between re-runs); after
 that the pair is symmetric, so the arms are exchangeable when the deployments are the same
 (docs/STATISTICS.md, "Duet"). Requests from other greenlets (a task's own ``gevent.spawn``) do not
 meet.
@@ -176,7 +177,7 @@ def _patch(user_class: type[User], base_url: str, rng: random.Random) -> None:
         setattr(twin, _PAIR, lockstep)
         for user in (self, twin):
             pair_requests(getattr(user, "client", None), user)
-        twin_first = rng.random() < 0.5
+        twin_first = rng.random() < 0.5 if _FIRST is None else _FIRST == BASE
         if twin_first:
             _spawn(twin, _twins, _run_twin)
         _spawn(self, group, _run_pair)
@@ -261,6 +262,7 @@ def _wait_in_lockstep(wait: Callable[[TaskSet], None]) -> Callable[[TaskSet], No
 
 
 _BASE_URL = PluginSettings.from_env(os.environ).baseline_target
+_FIRST = PluginSettings.from_env(os.environ).duet_first  # a confirm re-run's order; else a coin flip per pair
 if _BASE_URL:  # at import, before Locust imports the locustfile: its `from random import choice` gets ours
     share_draws_within_pairs()
 
