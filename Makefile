@@ -75,6 +75,11 @@ bench-detect: $(BIN)/ci-perf
 bench-rates: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_rates.py
 
+# Confirm before blocking, simulated: A/A gating, power at +10 %, load runs per pull request (issue 13, item 3)
+.PHONY: bench-confirm
+bench-confirm: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_confirm.py
+
 bench-detect-live: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_detect_live.py
 
