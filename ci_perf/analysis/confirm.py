@@ -10,8 +10,9 @@ simulated error rates; in short:
   its pooled pivot over all the runs, √R · d / se, clears the report's Benjamini-Hochberg threshold
   and the pooled interval would clear the minimum effect. A capacity drop below every baseline run
   (``analysis.capacity``) is a candidate too. The pipeline then re-runs the load.
-* **confirmed**: every run moved the same way (worse), and the inverse-variance pooled estimate of
-  the R runs — each run's log effect d_i with se_i from its 95 % interval — is significant after the
+* **confirmed**: every run moved the same way (worse); the re-runs alone, pooled, show it (one-sided
+  p < ``REPLICATION_Q``, adjusted over the candidates); and the inverse-variance pooled estimate of
+  all R runs — each run's log effect d_i with se_i from its 95 % interval — is significant after the
   same report-wide adjustment and its interval lies beyond the minimum effect (and ``min_abs_ms``).
   A capacity drop is confirmed when every run broke below every baseline run.
 * anything else is ``inconclusive``, showing each run's numbers. Budget checks are deterministic
