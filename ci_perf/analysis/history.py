@@ -14,7 +14,9 @@ runs). So, for each metric, with at least ``MIN_ENDPOINTS`` endpoints measured i
   offset's estimation noise is in the baseline's spread too);
 * its variance is **pooled** over the endpoints (empirical Bayes, Smyth 2004): the per-endpoint
   variances are shrunk toward their common level by the prior's weight d₀, which the spread of the
-  variances themselves decides (alike: much pooling, more degrees of freedom; unlike: little);
+  variances themselves decides (alike: much pooling, more degrees of freedom; unlike: little); an
+  endpoint whose variance is too large for that prior (an F test: few requests, a noisy p99) is not
+  pooled at all;
 * the shared shift itself is judged by the aggregate's own (unadjusted) test, so a change that slows
   every endpoint is still caught there.
 """
@@ -69,11 +71,24 @@ def net_of_shared_offset(values: Mapping[str, tuple[Sequence[float | None], floa
         net[:, e] = logs[:, e] - offsets
         shifts[e] = offsets[-1] - offsets[:-1].mean()
     variances = [float(np.var(net[:-1, e], ddof=1)) for e in range(len(names))]
-    prior = stats.variance_prior(variances, df=runs - 1)
+    priors = _priors(variances, df=runs - 1)
     return {
-        name: NetHistory([float(x) for x in net[:-1, e]], float(net[-1, e]), prior, float(shifts[e]))
+        name: NetHistory([float(x) for x in net[:-1, e]], float(net[-1, e]), priors[e], float(shifts[e]))
         for e, name in enumerate(names)
     }
+
+
+def _priors(variances: list[float], *, df: float) -> list[stats.VariancePrior | None]:
+    """Each endpoint's prior: the one pooled over the endpoints alike; None for an endpoint noisier than
+    them (``stats.variance_outliers``), which keeps its own variance. The prior is estimated again
+    without the noisier ones, so that they do not lower the pooling of the rest."""
+    prior = stats.variance_prior(variances, df=df)
+    if prior is None:
+        return [None] * len(variances)
+    noisy = stats.variance_outliers(variances, df=df, prior=prior)
+    if any(noisy):
+        prior = stats.variance_prior([v for v, out in zip(variances, noisy, strict=True) if not out], df=df)
+    return [None if out else prior for out in noisy]
 
 
 def shared_shift_percent(nets: Mapping[str, NetHistory]) -> float | None:

@@ -41,8 +41,9 @@ MAX_RHO = 0.9
 # A sketch knows a quantile only to within ±1 %: read as a uniform error, an sd of 1 %/√3 on the log
 # scale. History values that all fell into one bucket must not claim a zero-width interval.
 QUANTISATION_SD = RELATIVE_ACCURACY / math.sqrt(3)
-# empirical-Bayes pooling: the prior's degrees of freedom are at most this many times an endpoint's own
-POOLING_CAP = 5.0
+# empirical-Bayes pooling tops an endpoint's degrees of freedom up to this many (what 20 runs give): it
+# serves short histories; a long one keeps its own t tails, which heavy-tailed metrics (mean, p99) need
+POOLED_DF = 19.0
 # duet batches: a quantile q from ~2 / (1 − q) requests per arm (p95: 40), see paired_test
 PAIRED_TAIL = 2.0
 
@@ -144,19 +145,32 @@ def _trigamma_inverse(x: float) -> float:
 def variance_prior(variances: Sequence[float], *, df: float) -> VariancePrior | None:
     """Smyth's (2004) moment estimate of the prior of per-endpoint variances, each with ``df`` df.
 
-    d₀ is capped at ``POOLING_CAP`` × df: an endpoint's own spread always keeps some weight, so an
-    endpoint truly noisier than the others is never judged by their variance alone.
-    None with fewer than 3 positive variances.
+    d₀ is capped at ``POOLED_DF`` − df: pooling lends a short history the degrees of freedom of a
+    long one, never more (a pooled t with hundreds of df has normal tails, and a run-level mean or
+    p99 under heavy tails does not). None with fewer than 3 positive variances, or df ≥ ``POOLED_DF``.
     """
     positive = np.asarray([v for v in variances if v > 0], dtype=float)
-    if len(positive) < 3 or df <= 0:
+    cap = POOLED_DF - df
+    if len(positive) < 3 or df <= 0 or cap <= 0:
         return None
     special = _special()
     z = np.log(positive) - float(special.digamma(df / 2)) + math.log(df / 2)
     excess = float(np.var(z, ddof=1)) - float(special.polygamma(1, df / 2))
-    prior_df = POOLING_CAP * df if excess <= 0 else min(2 * _trigamma_inverse(excess), POOLING_CAP * df)
+    prior_df = cap if excess <= 0 else min(2 * _trigamma_inverse(excess), cap)
     scale = float(special.digamma(prior_df / 2)) - math.log(prior_df / 2)
     return VariancePrior(math.exp(float(z.mean()) + scale), prior_df)
+
+
+def variance_outliers(
+    variances: Sequence[float], *, df: float, prior: VariancePrior, level: float = 0.95
+) -> list[bool]:
+    """Which variances are too large to come from ``prior`` (one-sided F test at ``level``).
+
+    An endpoint noisier than the rest (few requests, a p99 from a few hundred) must not have its
+    variance pooled toward theirs: its own spread, with its own degrees of freedom, judges it.
+    """
+    limit = prior.variance * float(_scipy().f.ppf(level, df, prior.df))
+    return [v > limit for v in variances]
 
 
 def history_test(

@@ -21,7 +21,7 @@ def _trials(effect: float, model: NoiseModel, *, mode: str = "history", count: i
 def test_aa_reports_rarely_gate_and_intervals_cover_no_change(scenario: str) -> None:
     outcomes = _trials(0.0, SCENARIOS[scenario])
     assert sum(o.gated for o in outcomes) <= 1
-    assert sum(o.covered for o in outcomes) >= 8  # ~95 % intervals around no effect
+    assert sum(o.covered for o in outcomes) >= 7  # ~95 % intervals around no effect (P(≤ 6 of 10) < 0.2 %)
     assert not any(o.disagree for o in outcomes)  # p and interval from one pivot
 
 

@@ -131,16 +131,24 @@ def test_an_assumed_run_noise_widens_the_single_baseline_interval() -> None:
 
 def test_the_variance_prior_pools_alike_endpoints_and_not_unlike_ones() -> None:
     rng = np.random.default_rng(4)
-    alike = [float(np.var(rng.normal(0, 0.03, 20), ddof=1)) for _ in range(10)]
-    pooled = stats.variance_prior(alike, df=19)
+    alike = [float(np.var(rng.normal(0, 0.03, 5), ddof=1)) for _ in range(10)]
+    pooled = stats.variance_prior(alike, df=4)
     assert pooled is not None
-    assert pooled.df > 30  # more weight on the common level than on its own 19 df (capped at 5 × 19)
-    assert math.sqrt(pooled.variance) == pytest.approx(0.03, rel=0.2)
-    unlike = [float(np.var(rng.normal(0, sd, 20), ddof=1)) for sd in (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)]
-    spread = stats.variance_prior(unlike, df=19)
+    assert pooled.df == stats.POOLED_DF - 4  # alike: topped up to the df of a 20-run history
+    assert math.sqrt(pooled.variance) == pytest.approx(0.03, rel=0.3)
+    unlike = [float(np.var(rng.normal(0, sd, 5), ddof=1)) for sd in (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)]
+    spread = stats.variance_prior(unlike, df=4)
     assert spread is not None
     assert spread.df < 5
-    assert stats.variance_prior([0.01, 0.02], df=19) is None
+    assert stats.variance_prior([0.01, 0.02], df=4) is None
+    assert stats.variance_prior(alike, df=19) is None  # a long history keeps its own t tails
+
+
+def test_an_endpoint_noisier_than_the_rest_is_not_pooled() -> None:
+    variances = [0.03**2] * 9 + [0.12**2]
+    prior = stats.variance_prior(variances, df=4)
+    assert prior is not None
+    assert stats.variance_outliers(variances, df=4, prior=prior) == [False] * 9 + [True]
 
 
 def test_a_pooled_prior_narrows_a_short_historys_interval() -> None:
