@@ -174,3 +174,37 @@ def quantiles(sketch: Sketch, qs: Sequence[float]) -> list[float | None]:
 
 def quantile(sketch: Sketch, q: float) -> float | None:
     return quantiles(sketch, [q])[0]
+
+
+# the share of requests at each end that the robust mean pulls in to the quantile there (issue 13, item 5)
+WINSORISED_SHARE = 0.05
+
+
+def winsorised_mean_rows(
+    bins: NDArray[np.float64], values: NDArray[np.float64], share: float = WINSORISED_SHARE
+) -> NDArray[np.float64]:
+    """The winsorised mean of each row of counts (as ``quantile_rows``); NaN for empty rows.
+
+    The lowest and highest ``share`` of the requests count as the quantiles at ``share`` and
+    1 − ``share``; the rest at their bucket's value (the bucket's log-uniform mean, to 0.01 %). One
+    request a thousand times slower than the rest moves the raw mean by a share of its weight; the
+    winsorised mean only by what it moves the 95th percentile.
+    """
+    bins = np.asarray(bins, dtype=float)
+    low = quantile_rows(bins, share, values)
+    high = quantile_rows(bins, 1 - share, values)
+    total = bins.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        clipped = np.clip(values[None, :], low[:, None], high[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: NDArray[np.float64] = (bins * clipped).sum(axis=1) / total
+    out[total <= 0] = np.nan
+    return out
+
+
+def winsorised_mean(sketch: Sketch, share: float = WINSORISED_SHARE) -> float | None:
+    """The mean with the lowest and highest ``share`` of values pulled in to the quantiles there (None if empty)."""
+    if sketch.count == 0:
+        return None
+    row = np.array([[sketch.zeros, *sketch.bins]], dtype=float)
+    return float(winsorised_mean_rows(row, bucket_values(sketch.offset, row.shape[1]), share)[0])

@@ -30,14 +30,15 @@ METRICS: dict[str, str] = {
     "p50": "p50_ms",
     "p95": "p95_ms",
     "p99": "p99_ms",
-    "mean": "mean_ms",
+    "mean": "winsorised_mean_ms",  # judged: robust to a few stalls (docs/STATISTICS.md, "Robust mean")
+    "raw_mean": "mean_ms",  # shown, not judged
     "error_rate": "error_rate_percent",
     "rps": "rps",
     "capacity": "capacity_rps",  # the aggregate of a breakpoint run only; a drop is the regression
 }
 _STATS_METRICS = {metric: field for metric, field in METRICS.items() if field in Stats.model_fields}
 # the statistic each latency metric is over windows
-_STATISTIC: dict[str, float | str] = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "mean": "mean"}
+_STATISTIC: dict[str, float | str] = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "mean": stats.WINSORISED_MEAN}
 
 Verdict = Literal["regression", "improvement", "unchanged", "inconclusive", "no-baseline", "not-judged"]
 Mode = Literal["duet", "history", "single", "none"]
@@ -61,6 +62,8 @@ MODE_NOTES: dict[str, str] = {
     "none": "no baseline yet",
 }
 THROUGHPUT_NOTE = "not judged: with a fixed number of users, throughput follows latency"
+RAW_MEAN_NOTE = "one stalled request moves it; the winsorised mean is judged"
+_SHOWN = {"rps": THROUGHPUT_NOTE, "raw_mean": RAW_MEAN_NOTE}  # metrics shown with a note, never judged
 
 
 class MetricComparison(Frozen):
@@ -224,8 +227,8 @@ def _endpoint_tests(
             baseline_runs=len(values),
             scale="points" if metric == "error_rate" else "ratio",
         )
-        if metric == "rps":
-            tests.append(_Test(name, metric, shown.model_copy(update={"note": THROUGHPUT_NOTE}), None, "skip"))
+        if metric in _SHOWN:
+            tests.append(_Test(name, metric, shown.model_copy(update={"note": _SHOWN[metric]}), None, "skip"))
         elif not before or now is None or now.requests == 0:
             tests.append(_Test(name, metric, shown, None, "no-baseline"))
         else:

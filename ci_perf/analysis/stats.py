@@ -46,6 +46,8 @@ QUANTISATION_SD = RELATIVE_ACCURACY / math.sqrt(3)
 POOLED_DF = 19.0
 # duet batches: a quantile q from ~2 / (1 − q) requests per arm (p95: 40), see paired_test
 PAIRED_TAIL = 2.0
+# the robust mean as a window statistic (``sketches.winsorised_mean_rows``; issue 13, item 5)
+WINSORISED_MEAN = "winsorised mean"
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,9 @@ def quantile_rows(bins: NDArray[np.float64], q: float, values: NDArray[np.float6
 def statistic_rows(
     matrix_bins: NDArray[np.float64], sums: NDArray[np.float64], statistic: float | str, values: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """A row-wise statistic: a quantile in (0, 1) or ``"mean"``."""
+    """A row-wise statistic: a quantile in (0, 1), ``"mean"`` or ``WINSORISED_MEAN``."""
+    if statistic == WINSORISED_MEAN:
+        return sketches.winsorised_mean_rows(matrix_bins, values)
     if statistic == "mean":
         counts = matrix_bins.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -307,7 +311,7 @@ def batch_size(counts: NDArray[np.float64], statistic: float | str, *, tail: flo
 
     A quantile q needs ~``tail`` / (1 − q) requests (by default p95: 200, p99: 1,000); a mean needs 10.
     """
-    needed = 10.0 if statistic == "mean" else tail / (1.0 - float(statistic))
+    needed = 10.0 if isinstance(statistic, str) else tail / (1.0 - float(statistic))
     typical = float(np.median(counts)) if len(counts) else 0.0
     return max(1, math.ceil(needed / typical)) if typical > 0 else len(counts) + 1
 

@@ -79,6 +79,7 @@ def stats_from(latency: Sketch, *, requests: int, failures: int, seconds: float,
         p99_ms=p99,
         p999_ms=p999,
         max_ms=latency.max if latency.count else None,
+        winsorised_mean_ms=sketches.winsorised_mean(latency),
     )
 
 

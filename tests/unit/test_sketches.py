@@ -113,3 +113,39 @@ def test_rows_of_window_counts_interpolate_like_a_whole_sketch() -> None:
     estimates = sketches.quantile_rows(rows, 0.95, values)
     assert estimates.tolist() == pytest.approx([sketches.quantile(w, 0.95) for w in windows], rel=1e-9)
     assert np.isnan(sketches.quantile_rows(np.zeros((1, width)), 0.95, values)[0])
+
+
+def test_the_winsorised_mean_matches_winsorising_the_raw_values() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.lognormal(3, 1.0, 20_000)
+    values[rng.random(20_000) < 0.001] *= 50
+    ordered = np.sort(values)
+    share = sketches.WINSORISED_SHARE
+    low, high = ordered[int(share * (len(values) - 1))], ordered[int((1 - share) * (len(values) - 1))]
+    exact = float(np.clip(values, low, high).mean())
+    assert sketches.winsorised_mean(_recorded(list(values))) == pytest.approx(exact, rel=0.002)
+
+
+def test_one_stalled_request_moves_the_raw_mean_but_hardly_the_winsorised_one() -> None:
+    rng = random.Random(2)
+    values = [rng.lognormvariate(3, 0.4) for _ in range(2_000)]
+    calm, stalled = _recorded(values), _recorded([*values[:-1], 1_000 * values[-1]])
+    calm_mean, stalled_mean = sketches.winsorised_mean(calm), sketches.winsorised_mean(stalled)
+    assert calm_mean is not None
+    assert stalled_mean is not None
+    assert stalled.sum / stalled.count > 1.2 * calm.sum / calm.count
+    assert stalled_mean == pytest.approx(calm_mean, rel=0.002)
+
+
+def test_rows_of_window_counts_give_each_windows_winsorised_mean() -> None:
+    rng = random.Random(4)
+    windows = [_recorded([rng.lognormvariate(3, 0.5) for _ in range(300)]) for _ in range(3)]
+    offset = min(w.offset for w in windows)
+    width = max(w.offset + len(w.bins) for w in windows) - offset + 1
+    rows = np.zeros((len(windows) + 1, width))
+    for row, window in enumerate(windows):
+        rows[row, window.offset - offset + 1 : window.offset - offset + 1 + len(window.bins)] = window.bins
+    means = sketches.winsorised_mean_rows(rows, sketches.bucket_values(offset, width))
+    assert means[:3].tolist() == pytest.approx([sketches.winsorised_mean(w) for w in windows], rel=1e-9)
+    assert np.isnan(means[3])
+    assert sketches.winsorised_mean(sketches.EMPTY) is None
