@@ -15,7 +15,7 @@ interval's lower bound above ``rates.smallest_change`` (0.1 points, or 5 failure
 * coverage: trials whose 95 % interval holds the true difference of the rates (bursts included);
 * zero-width: intervals of width 0 (there must be none).
 
-Run: ``make bench-rates`` (about a minute) or ``--trials N``.
+Run: ``make bench-rates`` (1,500 trials per cell, the table in docs/benchmarks.md; 2–3 minutes) or ``--trials N``.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def table(trials: int, test: Test, seed: int = 13) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=4_000, help="trials per endpoint, mode and effect")
+    parser.add_argument("--trials", type=int, default=1_500, help="trials per endpoint, mode and effect")
     args = parser.parse_args()
     print("| endpoint | mode | A/A blocking | power, 1st effect | power, 2nd effect | coverage | zero-width |")
     print("|---|---|--:|--:|--:|--:|--:|")
