@@ -129,7 +129,6 @@ class _Test:
     base: MetricComparison
     estimate: stats.Estimate | None
     note: str = ""
-    higher_is_better: bool = False
 
 
 def compare_runs(
@@ -267,11 +266,9 @@ def _adjusted(tests: Sequence[_Test]) -> dict[int, tuple[float, float]]:
     Regressions and improvements are two families, each adjusted over every test of the report.
     """
     judged = [(t, t.estimate) for t in tests if t.estimate is not None]
-    worse = stats.benjamini_hochberg([e.p_down if t.higher_is_better else e.p_up for t, e in judged])
-    better = stats.benjamini_hochberg([e.p_up if t.higher_is_better else e.p_down for t, e in judged])
-    return {
-        id(t): ((b, w) if t.higher_is_better else (w, b)) for (t, _), w, b in zip(judged, worse, better, strict=True)
-    }
+    worse = stats.benjamini_hochberg([e.p_up for _, e in judged])
+    better = stats.benjamini_hochberg([e.p_down for _, e in judged])
+    return {id(t): (w, b) for (t, _), w, b in zip(judged, worse, better, strict=True)}
 
 
 def _stats(aggregate: Stats, endpoints: Sequence[EndpointResult], name: str) -> Stats | None:
@@ -444,10 +441,7 @@ def _rule(
     )
     wanted = f"{bound:.2g} points" if points else f"{settings.min_effect_percent:g} %"
     floor = 0.0
-    if test.higher_is_better:  # a drop is the regression
-        worse = down_significant and estimate.high < -bound
-        better = up_significant and estimate.low > bound
-    elif points:
+    if points:
         worse = up_significant and estimate.low > bound
         better = down_significant and estimate.high < -bound
     else:
@@ -456,7 +450,7 @@ def _rule(
         better = down_significant and large and estimate.high < -bound
         if shown.baseline:
             floor = math.log1p(settings.min_abs_ms / shown.baseline)
-    # at least the test's own MDE: a count test without failures has se 0 but a floor of its own
+    # at least the test's own MDE (the error-rate test's includes its floor of extra failures)
     mde = max(
         stats.rule_mde(
             estimate.se, estimate.df, q=settings.q, family=family, power=settings.power, bound=bound, floor=floor

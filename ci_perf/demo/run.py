@@ -1,4 +1,4 @@
-"""``ci-perf demo``: the whole product on one machine in about a minute.
+"""``ci-perf demo``: the whole product on one machine in a few minutes.
 
 History mode: starts the bundled demo service on a free loopback port (and, when a
 ``prometheus`` binary is found, a Prometheus scraping it every second), records five
