@@ -137,7 +137,7 @@ def run_pipeline(
         run_url=run_url,
         gate_changes=gate_changes,
         suite=suite,
-        unmatched=unmatched if not history.runs else None,
+        unmatched=unmatched if not history.runs and result.base is None else None,
         notes=notes,
         reruns=reruns,
     )
