@@ -25,7 +25,7 @@ from ci_perf.errors import CiPerfError, ConfigError, GitHubError, InputError
 from ci_perf.formatting import one_line
 from ci_perf.github.context import ActionContext, ActionInputs
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
-from ci_perf.github.publish import CheckOutcome, CommentOutcome, publish_check, upsert_comment
+from ci_perf.github.publish import CheckOutcome, CommentOutcome, check_name, publish_check, upsert_comment
 from ci_perf.github.workflow import WorkflowLog, append_summary, write_outputs
 from ci_perf.junit import render_junit
 from ci_perf.loadtest.readiness import NotReady, is_loopback
@@ -145,6 +145,11 @@ def _gateway(context: ActionContext, decision: Decision, environ: Mapping[str, s
     )
 
 
+def _data_branch(gateway: GitHubGateway, inputs: ActionInputs) -> DataBranchStore:
+    """The baseline store on GitHub: the inputs' data branch, retention and suite folder."""
+    return DataBranchStore(gateway, branch=inputs.data_branch, keep=inputs.keep_runs, suite=inputs.id)
+
+
 @contextmanager
 def _closing(gateway: GitHubGateway | None) -> Iterator[None]:
     try:
@@ -169,11 +174,7 @@ def _run(
 ) -> Judged:
     inputs = context.inputs
     change = context.change if decision.activity == "check-pr" else None
-    store: BaselineStore = (
-        DataBranchStore(gateway, branch=inputs.data_branch, keep=inputs.keep_runs, suite=inputs.id)
-        if gateway
-        else LocalStore(Path(config.store.path))
-    )
+    store: BaselineStore = _data_branch(gateway, inputs) if gateway else LocalStore(Path(config.store.path))
     if change is not None:
         assert gateway is not None
         subject = change_subject(context, config, change, gateway=gateway, store=store, out=out)
@@ -232,9 +233,7 @@ def _judge_artifact(context: ActionContext, config: Config, gateway: GitHubGatew
     if pull is None:
         raise InputError(f"no open pull request has head {head_sha[:12]}; nothing to report on")
     config = with_inputs(against(config, pull.base_ref), context.inputs)
-    store = DataBranchStore(
-        gateway, branch=context.inputs.data_branch, keep=context.inputs.keep_runs, suite=context.inputs.id
-    )
+    store = _data_branch(gateway, context.inputs)
     prefer_sha = None if result.base is not None else gateway.merge_base(pull.base_sha, head_sha)
     history = baseline_history(store, result, config.gate.comparison, prefer_sha=prefer_sha)
     reruns = read_reruns(out_dir, result, limit=config.gate.comparison.confirm_runs, read=_read_artifact)
@@ -352,7 +351,7 @@ def _could_not_run(summary: Path | None, output: Path | None, error: CiPerfError
     """The run never happened (bad input, GitHub or the service unreachable): the job summary and the
     ``verdict`` output say so, as they say a verdict when there is one."""
     what = "the config is invalid" if isinstance(error, ConfigError) else "could not run"
-    name = f"ci-perf ({suite})" if suite else "ci-perf"
+    name = check_name(suite or None)
     lines = "\n".join(f"- {escape_markdown(line, 500)}" for line in str(error).splitlines())
     append_summary(summary, f"### ❌ {name}: {what}\n\n{lines}\n")
     write_outputs(output, {"verdict": "error", "regressions": "0", "budget_violations": "0"})
