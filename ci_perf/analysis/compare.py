@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from ci_perf import sketches
-from ci_perf.analysis import history, rates, stats
+from ci_perf.analysis import history, rates, rule, stats
 from ci_perf.analysis.capacity import capacity_test
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
@@ -156,10 +156,12 @@ def compare_runs(
     reasons = current.meta.unreliable_reasons
     results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
     for test in tests:
-        results[test.endpoint][test.metric] = _decide(
-            test,
-            adjusted.get(id(test)),
-            settings,
+        results[test.endpoint][test.metric] = rule.decide(
+            test.base,
+            test.estimate,
+            note=test.note,
+            adjusted=adjusted.get(id(test)),
+            settings=settings,
             unreliable=reasons,
             sampling_limited=mode == "duet",
             family=max(len(adjusted), 1),
@@ -351,126 +353,6 @@ def _estimate(
         return stats.paired_test(pair, resampling)
     run_variance = math.log1p(settings.run_noise_percent / 100) ** 2 * (1 + 1 / len(before))
     return stats.windows_test(pair, resampling, run_variance=run_variance)
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """What the verdict rule found for one estimate (see ``_rule``)."""
-
-    worse: bool
-    better: bool
-    settled: bool  # the interval lies inside ± the smallest change worth a verdict
-    mde: float  # the true effect this rule calls a regression with probability ``power`` (test scale)
-    needed: float  # × the requests that would narrow the interval to within the smallest change
-    wanted: str  # the smallest change worth a verdict, in words
-    why: str = ""  # why it is not settled
-
-
-def _decide(
-    test: _Test,
-    adjusted: tuple[float, float] | None,
-    settings: Comparison,
-    *,
-    unreliable: list[str],
-    sampling_limited: bool = False,
-    family: int = 1,
-) -> MetricComparison:
-    """The verdict rule of docs/STATISTICS.md. ``sampling_limited``: the test's noise is sampling noise
-    only (duet), so the note can say how many more requests would settle it. ``family``: the number of
-    tests each Benjamini-Hochberg family holds (the MDE is the power of the rule actually applied)."""
-    shown = test.base
-    if test.note == "skip":
-        return shown
-    if test.note == "no-baseline":
-        return shown.model_copy(update={"verdict": "no-baseline"})
-    estimate = test.estimate
-    if estimate is None:
-        return shown.model_copy(update={"verdict": "inconclusive", "note": "not enough data for a test"})
-    scale = (lambda x: x) if shown.scale == "points" else (lambda x: 100 * math.expm1(x))
-    up, down = adjusted or (1.0, 1.0)
-    increased = estimate.effect >= 0
-    rule = _rule(
-        test,
-        estimate,
-        up_significant=up < settings.q,
-        down_significant=down < settings.q,
-        settings=settings,
-        family=family,
-    )
-    update: dict[str, object] = {
-        "effect": scale(estimate.effect),
-        "ci_low": scale(estimate.low),
-        "ci_high": scale(estimate.high),
-        "p_value": estimate.p_up if increased else estimate.p_down,
-        "p_adjusted": up if increased else down,
-        "mde": scale(rule.mde),
-    }
-    if unreliable and (rule.worse or rule.better):
-        update |= {"verdict": "inconclusive", "note": "the run was unreliable: " + "; ".join(unreliable)}
-    elif rule.worse:
-        update["verdict"] = "regression"
-    elif rule.better:
-        update["verdict"] = "improvement"
-    elif not rule.settled:
-        note = rule.why
-        if sampling_limited and math.isfinite(rule.needed):
-            note += f"; about {math.ceil(rule.needed)}× the requests (users × duration) would settle it"
-        update |= {"verdict": "inconclusive", "note": note}
-    else:
-        update["verdict"] = "unchanged"
-    return shown.model_copy(update=update)
-
-
-def _rule(
-    test: _Test,
-    estimate: stats.Estimate,
-    *,
-    up_significant: bool,
-    down_significant: bool,
-    settings: Comparison,
-    family: int,
-) -> _Rule:
-    """Significant *and* beyond the smallest change worth a verdict (and, for latency, ``min_abs_ms``);
-    ``unchanged`` only when the whole interval lies within that smallest change."""
-    shown = test.base
-    points = shown.scale == "points"
-    bound = (
-        rates.smallest_change(estimate, settings.min_error_rate_points)
-        if points
-        else math.log1p(settings.min_effect_percent / 100)
-    )
-    wanted = f"{bound:.2g} points" if points else f"{settings.min_effect_percent:g} %"
-    floor = 0.0
-    if points:
-        worse = up_significant and estimate.low > bound
-        better = down_significant and estimate.high < -bound
-    else:
-        large = abs((shown.current or 0.0) - (shown.baseline or 0.0)) > settings.min_abs_ms
-        worse = up_significant and large and estimate.low > bound
-        better = down_significant and large and estimate.high < -bound
-        if shown.baseline:
-            floor = math.log1p(settings.min_abs_ms / shown.baseline)
-    # at least the test's own MDE (the error-rate test's includes its floor of extra failures)
-    mde = max(
-        stats.rule_mde(
-            estimate.se, estimate.df, q=settings.q, family=family, power=settings.power, bound=bound, floor=floor
-        ),
-        estimate.mde,
-    )
-    half = (estimate.high - estimate.low) / 2
-    inside = -bound < estimate.low and estimate.high < bound
-    return _Rule(
-        worse=worse,
-        better=better,
-        # a count test's interval is zero-width without failures: its own MDE (≥ 1 request's worth) must fit too
-        settled=inside and (not points or estimate.mde <= bound),
-        mde=mde,
-        needed=(half / bound) ** 2 if bound > 0 else math.inf,
-        wanted=wanted,
-        why=f"too few requests to rule out a {wanted} change"
-        if inside
-        else f"the interval reaches beyond ±{wanted}: no verdict either way",
-    )
 
 
 def _label(run: RunResult) -> str:
