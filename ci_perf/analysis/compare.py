@@ -20,6 +20,7 @@ import numpy as np
 
 from ci_perf import sketches
 from ci_perf.analysis import history, rates, rule, stats
+from ci_perf.analysis import windows as window_tests
 from ci_perf.analysis.capacity import capacity_test
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
@@ -343,16 +344,16 @@ def _estimate(
         return None if current_value is None else stats.history_test(values, current_value, alpha=alpha, power=power)
     if not base_windows or not current_windows:
         return None
-    base_matrix, current_matrix, offset = stats.window_matrices(
+    base_matrix, current_matrix, offset = window_tests.window_matrices(
         [w.latency for w in base_windows], [w.latency for w in current_windows]
     )
-    key_values = stats.key_values(offset, base_matrix.bins.shape[1])
-    pair = stats.WindowPair(base_matrix, current_matrix, key_values, _STATISTIC[metric])
-    resampling = stats.Resampling(alpha, power, settings.bootstrap, rng)
+    key_values = window_tests.key_values(offset, base_matrix.bins.shape[1])
+    pair = window_tests.WindowPair(base_matrix, current_matrix, key_values, _STATISTIC[metric])
+    resampling = window_tests.Resampling(alpha, power, settings.bootstrap, rng)
     if mode == "duet":
-        return stats.paired_test(pair, resampling)
+        return window_tests.paired_test(pair, resampling)
     run_variance = math.log1p(settings.run_noise_percent / 100) ** 2 * (1 + 1 / len(before))
-    return stats.windows_test(pair, resampling, run_variance=run_variance)
+    return window_tests.windows_test(pair, resampling, run_variance=run_variance)
 
 
 def _label(run: RunResult) -> str:

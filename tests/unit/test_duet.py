@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ci_perf import sketches
-from ci_perf.analysis import stats
+from ci_perf.analysis import windows
 from ci_perf.analysis.compare import compare_runs
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.cli import main
@@ -164,9 +164,9 @@ def test_paired_test_p_values_are_uniform_enough_under_no_change() -> None:
         rows = 30
         shared = np.exp(rng.normal(0, 0.2, rows))
         arms = [[sketches.of_values((20 * s * np.exp(rng.normal(0, 0.3, 50))).tolist()) for s in shared] for _ in "ab"]
-        base, current, offset = stats.window_matrices(arms[0], arms[1])
-        pair = stats.WindowPair(base, current, stats.key_values(offset, base.bins.shape[1]), 0.95)
-        estimate = stats.paired_test(pair, stats.Resampling(0.01, 0.8, 200, rng))
+        base, current, offset = windows.window_matrices(arms[0], arms[1])
+        pair = windows.WindowPair(base, current, windows.key_values(offset, base.bins.shape[1]), 0.95)
+        estimate = windows.paired_test(pair, windows.Resampling(0.01, 0.8, 200, rng))
         assert estimate is not None
         small += estimate.p_up < 0.05
     assert small / 200 <= 0.09  # nominal 5 %

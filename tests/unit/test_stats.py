@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from ci_perf import sketches
 from ci_perf.analysis import stats
 
 
@@ -40,65 +39,6 @@ def test_history_interval_covers_the_truth_about_95_percent_of_the_time() -> Non
     assert 0.93 <= covered / trials <= 0.97
 
 
-def _windows(
-    rng: np.random.Generator, *, windows: int, per_window: int, shift: float, phi: float
-) -> list[sketches.Sketch]:
-    level = 0.0
-    out = []
-    for _ in range(windows):
-        level = phi * level + rng.normal(0, 0.02)
-        out.append(sketches.of_values(list(rng.lognormal(math.log(20) + shift + level, 0.4, per_window))))
-    return out
-
-
-def _windows_estimate(base: list[sketches.Sketch], current: list[sketches.Sketch], q: float) -> stats.Estimate | None:
-    b, c, offset = stats.window_matrices(base, current)
-    pair = stats.WindowPair(b, c, stats.key_values(offset, b.bins.shape[1]), q)
-    return stats.windows_test(pair, stats.Resampling(0.01, 0.8, 400, np.random.default_rng(0)))
-
-
-def test_windows_test_finds_a_large_shift_and_brackets_it() -> None:
-    rng = np.random.default_rng(5)
-    base = _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3)
-    current = _windows(rng, windows=40, per_window=300, shift=math.log(1.25), phi=0.3)
-    estimate = _windows_estimate(base, current, 0.95)
-    assert estimate is not None
-    assert estimate.p_up < 1e-6
-    assert estimate.p_down > 0.99
-    assert estimate.low < math.log(1.25) < estimate.high
-    assert estimate.low > math.log(1.1)
-
-
-def test_windows_test_sees_no_change_between_identical_conditions() -> None:
-    rng = np.random.default_rng(6)
-    estimate = _windows_estimate(
-        _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3),
-        _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3),
-        0.5,
-    )
-    assert estimate is not None
-    assert min(estimate.p_up, estimate.p_down) > 0.001
-    assert estimate.low < 0 < estimate.high
-
-
-def test_windows_test_refuses_too_few_requests_for_the_quantile() -> None:
-    rng = np.random.default_rng(7)
-    base = _windows(rng, windows=10, per_window=20, shift=0.0, phi=0.0)
-    assert _windows_estimate(base, base, 0.99) is None  # p99 needs ~1,000 requests per batch
-
-
-def test_autocorrelation_is_estimated_and_clipped() -> None:
-    rng = np.random.default_rng(8)
-    noise = rng.normal(size=5_000)
-    series = np.empty_like(noise)
-    series[0] = noise[0]
-    for i in range(1, len(series)):
-        series[i] = 0.6 * series[i - 1] + noise[i]
-    assert stats.lag1_autocorrelation(series) == pytest.approx(0.6, abs=0.05)
-    assert stats.lag1_autocorrelation(-series[::2] * np.resize([1, -1], len(series[::2]))) <= 0.9
-    assert stats.lag1_autocorrelation(np.resize([1.0, -1.0], 100)) == 0.0
-
-
 def test_benjamini_hochberg_matches_the_textbook_example() -> None:
     adjusted = stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.005])
     assert adjusted == pytest.approx([0.02, 0.04, 0.04, 0.02])
@@ -107,26 +47,6 @@ def test_benjamini_hochberg_matches_the_textbook_example() -> None:
 def test_mde_shrinks_with_the_standard_error() -> None:
     assert stats.mde_of(0.01, 9, alpha=0.01, power=0.8) < stats.mde_of(0.02, 9, alpha=0.01, power=0.8)
     assert stats.mde_of(0.01, math.inf, alpha=0.05, power=0.8) == pytest.approx(0.01 * (1.64485 + 0.84162), rel=1e-4)
-
-
-def test_an_assumed_run_noise_widens_the_single_baseline_interval() -> None:
-    rng = np.random.default_rng(9)
-    base = _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3)
-    current = _windows(rng, windows=40, per_window=300, shift=0.0, phi=0.3)
-    b, c, offset = stats.window_matrices(base, current)
-    values = stats.key_values(offset, b.bins.shape[1])
-    narrow, wide = (
-        stats.windows_test(
-            stats.WindowPair(b, c, values, 0.5),
-            stats.Resampling(0.01, 0.8, 400, np.random.default_rng(0)),
-            run_variance=v,
-        )
-        for v in (0.0, 0.03**2 * 2)
-    )
-    assert narrow is not None
-    assert wide is not None
-    assert wide.high - wide.low > 2 * (narrow.high - narrow.low)
-    assert wide.mde > narrow.mde
 
 
 def test_the_variance_prior_pools_alike_endpoints_and_not_unlike_ones() -> None:
