@@ -71,14 +71,14 @@ def net_of_shared_offset(values: Mapping[str, tuple[Sequence[float | None], floa
         net[:, e] = logs[:, e] - offsets
         shifts[e] = offsets[-1] - offsets[:-1].mean()
     variances = [float(np.var(net[:-1, e], ddof=1)) for e in range(len(names))]
-    priors = _priors(variances, df=runs - 1)
+    endpoint_priors = priors(variances, df=runs - 1)
     return {
-        name: NetHistory([float(x) for x in net[:-1, e]], float(net[-1, e]), priors[e], float(shifts[e]))
+        name: NetHistory([float(x) for x in net[:-1, e]], float(net[-1, e]), endpoint_priors[e], float(shifts[e]))
         for e, name in enumerate(names)
     }
 
 
-def _priors(variances: list[float], *, df: float) -> list[stats.VariancePrior | None]:
+def priors(variances: list[float], *, df: float) -> list[stats.VariancePrior | None]:
     """Each endpoint's prior: the one pooled over the endpoints alike; None for an endpoint noisier than
     them (``stats.variance_outliers``), which keeps its own variance. The prior is estimated again
     without the noisier ones, so that they do not lower the pooling of the rest."""

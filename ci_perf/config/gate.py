@@ -102,6 +102,19 @@ class Comparison(Strict):
             "runs confirm gates (docs/STATISTICS.md, 'Confirm before blocking'); 0 disables"
         ),
     )
+    change_points: bool = Field(
+        default=True,
+        description=(
+            "history mode: find level shifts in each metric's baseline runs (Apache Otava) and judge a run "
+            "against the runs since the last one (docs/STATISTICS.md, 'Change points on main')"
+        ),
+    )
+    change_point_max_p: float = Field(
+        default=0.0001, gt=0, lt=1, description="largest p-value (Student-t between the segments) of a change point"
+    )
+    change_point_min_percent: float = Field(
+        default=0.0, ge=0, description="smallest level shift, in %, that counts as a change point"
+    )
     fail_on: list[Literal["budget", "regression"]] = ["budget", "regression"]
 
 
