@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from ci_perf import sketches
-from ci_perf.analysis import history, rates, rule, stats
+from ci_perf.analysis import changepoints, history, rates, rule, stats
 from ci_perf.analysis import windows as window_tests
 from ci_perf.analysis.capacity import capacity_test
 from ci_perf.config import Comparison
@@ -90,6 +90,7 @@ class EndpointComparison(Frozen):
     endpoint: str
     metrics: dict[str, MetricComparison]
     p95_history: list[float]  # oldest first, baseline runs only
+    change_points: list[int] = []  # indices into p95_history where a new p95 level starts (analysis.changepoints)
 
 
 class BaselineRun(Frozen):
@@ -149,10 +150,12 @@ def compare_runs(
     tests: list[_Test] = []
     histories: dict[str, list[float]] = {}
     nets = _net_histories(current, baseline, names) if mode == "history" else {}
+    befores = {name: _baseline_stats(current, baseline, name) for name in names}
+    cuts = _change_points(befores, nets, baseline, settings) if mode == "history" else changepoints.Cuts(nets=nets)
     for name in names:
-        before = _baseline_stats(current, baseline, name)
+        before = befores[name]
         histories[name] = [s.p95_ms for s in before if s.p95_ms is not None] if not duet else []
-        tests += _endpoint_tests(current, baseline, name, before, mode=mode, settings=settings, rng=rng, nets=nets)
+        tests += _endpoint_tests(current, baseline, name, before, mode=mode, settings=settings, rng=rng, cuts=cuts)
     adjusted = _adjusted(tests)
     reasons = current.meta.unreliable_reasons
     results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
@@ -172,10 +175,15 @@ def compare_runs(
         results[AGGREGATE][capacity.metric] = MetricComparison(**capacity.model_dump())
     return ComparisonReport(
         mode=mode,
-        mode_note=_mode_note(mode, len(baseline), settings, nets),
+        mode_note=_mode_note(mode, len(baseline), settings, nets) + cuts.note(),
         baseline_runs=1 if duet else len(baseline),
         matched_on=matched_on,
-        endpoints=[EndpointComparison(endpoint=n, metrics=results[n], p95_history=histories[n]) for n in names],
+        endpoints=[
+            EndpointComparison(
+                endpoint=n, metrics=results[n], p95_history=histories[n], change_points=cuts.marks.get(n, [])
+            )
+            for n in names
+        ],
         history=[
             BaselineRun(label=_label(run), p95_ms=run.aggregate.p95_ms, rps=run.aggregate.rps) for run in baseline
         ],
@@ -197,7 +205,7 @@ def _endpoint_tests(
     mode: Mode,
     settings: Comparison,
     rng: np.random.Generator,
-    nets: Mapping[tuple[str, str], history.NetHistory],
+    cuts: changepoints.Cuts,
 ) -> list[_Test]:
     """One test per metric of one endpoint (or the aggregate), before the report-wide adjustment."""
     now = _stats(current.aggregate, current.endpoints, name)
@@ -218,7 +226,8 @@ def _endpoint_tests(
         )
     tests = []
     for metric, field in _STATS_METRICS.items():
-        values = [v for v in (getattr(s, field) for s in before) if v is not None]
+        kept = cuts.since(name, metric, before)  # the runs since the test's last change point on main
+        values = [v for v in (getattr(s, field) for s in kept) if v is not None]
         base_value = statistics.median(values) if values else None
         now_value = getattr(now, field) if now is not None else None
         shown = MetricComparison(
@@ -234,8 +243,8 @@ def _endpoint_tests(
         elif not before or now is None or now.requests == 0:
             tests.append(_Test(name, metric, shown, None, "no-baseline"))
         else:
-            net = nets.get((name, metric))
-            estimate = _estimate(metric, mode, now, before, windows, settings=settings, rng=rng, net=net)
+            net = cuts.nets.get((name, metric))
+            estimate = _estimate(metric, mode, now, kept, windows, settings=settings, rng=rng, net=net)
             tests.append(_Test(name, metric, shown, estimate))
     return tests
 
@@ -244,6 +253,18 @@ def _mode_note(mode: Mode, runs: int, settings: Comparison, nets: Mapping[tuple[
     note = MODE_NOTES[mode].format(n=runs, noise=settings.run_noise_percent)
     shift = history.shared_shift_percent({name: net for (name, metric), net in nets.items() if metric == "p95"})
     return note + MODE_NOTES["shared"].format(shift=shift) if shift is not None else note
+
+
+def _change_points(
+    befores: Mapping[str, list[Stats]],
+    nets: Mapping[tuple[str, str], history.NetHistory],
+    baseline: Sequence[RunResult],
+    settings: Comparison,
+) -> changepoints.Cuts:
+    """History mode: each latency test judged against the runs since its last change point on main."""
+    labels = [_label(run) for run in baseline]
+    fields = {metric: METRICS[metric] for metric in _STATISTIC}
+    return changepoints.history_cuts(befores, nets, labels=labels, fields=fields, settings=settings)
 
 
 def _net_histories(
