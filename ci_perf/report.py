@@ -49,6 +49,7 @@ _FINGERPRINT_TAG = re.compile(r"<!-- ci-perf-fingerprint: ([0-9a-f]+) -->")
 COMMENT_LIMIT = 65_536
 MAX_NAME_CHARS = 120
 SPARK_BARS = "▁▂▃▄▅▆▇█"
+SPARK_MARK = "┆"  # a change point on main in a trend (not "|": the trend sits in a markdown table)
 
 
 # -- formatting filters ------------------------------------------------------------------------
@@ -89,15 +90,17 @@ def plain(text: object, limit: int = MAX_NAME_CHARS) -> str:
     return one_line(text, limit)
 
 
-def sparkline(values: Sequence[float | None]) -> str:
+def sparkline(values: Sequence[float | None], marks: Sequence[int] = ()) -> str:
+    """Bars between the lowest and highest value; ``marks``: indices (into the values that are not None)
+    where a new level starts, a change point on main (``SPARK_MARK`` before that bar)."""
     points = [v for v in values if v is not None]
     if len(points) < 2:
         return ""
     low, high = min(points), max(points)
     span = high - low
-    if span <= 0 or span < 1e-9 * max(abs(high), 1.0):
-        return SPARK_BARS[3] * len(points)
-    return "".join(SPARK_BARS[min(7, int((v - low) / span * 8))] for v in points)
+    flat = span <= 0 or span < 1e-9 * max(abs(high), 1.0)
+    bars = [SPARK_BARS[3] if flat else SPARK_BARS[min(7, int((v - low) / span * 8))] for v in points]
+    return "".join((SPARK_MARK if i in marks else "") + bar for i, bar in enumerate(bars))
 
 
 def mermaid_label(text: object) -> str:

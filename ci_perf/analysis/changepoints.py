@@ -115,16 +115,16 @@ class Cuts:
         return list(runs[cut.start :] if cut else runs)
 
     def note(self, limit: int = 6) -> str:
-        """For the mode note: which tests were judged on a cut history."""
+        """For the report: which tests were judged on a cut history (empty when none was)."""
         if not self.by_test:
             return ""
         parts = [
-            f"{name} {metric} since {cut.label} ({cut.change.change_percent:+.1f} %, {cut.runs} runs"
+            f"{name} {metric} on the {cut.runs} runs since {cut.label} ({cut.change.change_percent:+.1f} %"
             + (f"; {MIN_SEGMENT} needed, not judged)" if cut.runs < MIN_SEGMENT else ")")
             for (name, metric), cut in sorted(self.by_test.items())
         ]
         more = f" and {len(parts) - limit} more" if len(parts) > limit else ""
-        return "; history since a change point on the baseline branch: " + ", ".join(parts[:limit]) + more
+        return ", ".join(parts[:limit]) + more
 
 
 def history_cuts(

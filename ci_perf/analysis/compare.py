@@ -104,6 +104,7 @@ class BaselineRun(Frozen):
 class ComparisonReport(Frozen):
     mode: Mode
     mode_note: str
+    change_point_note: str = ""  # which tests were judged on the runs since a change point on main
     baseline_runs: int
     matched_on: Literal["scenario", "load"]
     endpoints: list[EndpointComparison]
@@ -175,7 +176,8 @@ def compare_runs(
         results[AGGREGATE][capacity.metric] = MetricComparison(**capacity.model_dump())
     return ComparisonReport(
         mode=mode,
-        mode_note=_mode_note(mode, len(baseline), settings, nets) + cuts.note(),
+        mode_note=_mode_note(mode, len(baseline), settings, nets),
+        change_point_note=cuts.note(),
         baseline_runs=1 if duet else len(baseline),
         matched_on=matched_on,
         endpoints=[

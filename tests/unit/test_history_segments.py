@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from ci_perf.analysis.compare import compare_runs
-from ci_perf.config import Comparison
-from ci_perf.results import AGGREGATE, RunResult
+from ci_perf.analysis.judge import judge
+from ci_perf.config import Comparison, Gate
+from ci_perf.report import SPARK_MARK, escape_markdown, render_markdown, render_terminal
+from ci_perf.results import AGGREGATE, History, RunResult
 from ci_perf.simulate import DETECTION_SLOWED, SCENARIOS, NoiseModel, Trial, detection_baseline, detection_run
 
 
@@ -46,7 +50,7 @@ def test_the_report_says_where_a_history_was_cut_and_marks_the_trend() -> None:
     assert slowed is not None
     assert slowed.change_points == [10]
     assert slowed.metrics["p95"].baseline_runs == 10
-    assert f"{DETECTION_SLOWED} p95 since {report.history[10].label}" in report.mode_note
+    assert f"{DETECTION_SLOWED} p95 on the 10 runs since {report.history[10].label}" in report.change_point_note
     unchanged = report.for_endpoint("GET /e0")
     assert unchanged is not None
     assert unchanged.change_points == []
@@ -63,8 +67,8 @@ def test_fewer_than_three_runs_since_a_change_point_give_no_verdict_and_say_why(
     p95 = report.for_endpoint(DETECTION_SLOWED).metrics["p95"]  # type: ignore[union-attr]
     assert p95.verdict == "inconclusive"
     assert "not enough data" in p95.note
-    assert f"{DETECTION_SLOWED} p95 since" in report.mode_note
-    assert "2 runs; 3 needed, not judged" in report.mode_note
+    assert f"{DETECTION_SLOWED} p95 on the 2 runs since" in report.change_point_note
+    assert "3 needed, not judged)" in report.change_point_note
     aggregate = report.for_endpoint(AGGREGATE)
     assert aggregate is not None
     assert aggregate.metrics["p95"].verdict != "no-baseline"
@@ -73,5 +77,40 @@ def test_fewer_than_three_runs_since_a_change_point_give_no_verdict_and_say_why(
 def test_change_points_off_judges_the_whole_history() -> None:
     baseline, current = _step_history(2)
     report = compare_runs(current, baseline, settings=Comparison(seed=2, bootstrap=200, change_points=False))
-    assert "change point" not in report.mode_note
+    assert report.change_point_note == ""
     assert all(e.change_points == [] for e in report.endpoints)
+
+
+def test_the_trend_marks_a_change_point_in_the_comment_and_the_terminal() -> None:
+    baseline, current = _step_history(1)
+    report = judge(Gate(), current, history=History(runs=baseline)).report
+    rows = [line for line in render_markdown(report).splitlines() if line.startswith(f"| <code>{DETECTION_SLOWED}")]
+    [trend] = [row.rstrip(" |").rsplit("| ", 1)[1] for row in rows if SPARK_MARK in row]
+    assert trend.count(SPARK_MARK) == 1
+    assert trend.index(SPARK_MARK) == 10  # before the first run of the new level
+    [line] = [line for line in render_terminal(report).splitlines() if line.startswith(DETECTION_SLOWED)]
+    assert SPARK_MARK in line
+
+
+def test_a_step_shared_by_every_endpoint_cuts_the_aggregate_and_the_trend_says_from_which_run() -> None:
+    rng = np.random.default_rng(7)
+    model = NoiseModel()
+    baseline = [
+        detection_run(
+            rng, model, slow=1.0, start=1_000.0 + 100 * i, shift=math.log(1.25) if i >= 12 else 0.0, merged=True
+        )
+        for i in range(20)
+    ]
+    current = detection_run(rng, model, slow=1.0, start=10_000.0, shift=math.log(1.25))
+    report = judge(Gate(), current, history=History(runs=baseline)).report
+    assert report.comparison is not None
+    aggregate = report.comparison.for_endpoint(AGGREGATE)
+    assert aggregate is not None
+    assert aggregate.change_points == [12]
+    p95 = aggregate.metrics["p95"]
+    assert p95.effect is not None
+    assert abs(p95.effect) < 10  # judged against the new level only (+25 % against the whole history)
+    # net of the run's shared offset, the endpoints' own series have no step (at most a stray one)
+    assert len([e for e in report.comparison.endpoints if e.endpoint != AGGREGATE and e.change_points]) <= 1
+    label = report.comparison.history[12].label
+    assert f"p95 change points on main: from {escape_markdown(label)}</summary>" in render_markdown(report)
