@@ -1,4 +1,4 @@
-"""The ``ci-perf`` command line: run, compare, action, validate, schema, demo, demo-service.
+"""The ``ci-perf`` command line: run, compare, watch, action, validate, schema, demo, demo-service.
 
 Only this module reads ``os.environ`` and ``sys.argv``;
 everything below gets plain values. Every ``CiPerfError`` becomes one sentence on
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ci_perf import __version__
 from ci_perf.config import DEFAULT_CONFIG_NAME, config_schema, load_config, with_comparison
 from ci_perf.errors import EXIT_BAD_INPUT, EXIT_PASS, CiPerfError, InputError
+from ci_perf.formatting import one_line
 
 if TYPE_CHECKING:
     from ci_perf.config import Config
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, default=Path("ci-perf-out"), help="output folder (default: %(default)s)")
     compare.add_argument("--config", type=Path, help="budget and comparison settings (default: ci-perf.yml if present)")
 
+    _add_watch(commands)
     validate = commands.add_parser("validate", help="check a config file and say what is wrong")
     validate.add_argument("file", type=Path, nargs="?", default=Path(DEFAULT_CONFIG_NAME))
 
@@ -82,6 +84,22 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("demo-service", help="run the bundled demo service (see --help)", add_help=False)
     return parser
+
+
+def _add_watch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    watch = commands.add_parser(
+        "watch", help="list the change points in a store's runs on the baseline branch, with their commit ranges"
+    )
+    watch.add_argument("--baseline", type=Path, required=True, help="a store directory (ci-perf run --record)")
+    watch.add_argument("--branch", help="the branch to watch (default: comparison.baseline_branch, main)")
+    watch.add_argument("--out", type=Path, default=Path("ci-perf-out"), help="output folder (default: %(default)s)")
+    watch.add_argument("--config", type=Path, help="comparison settings (default: ci-perf.yml if present)")
+    watch.add_argument(
+        "--fail-within",
+        type=int,
+        metavar="N",
+        help="exit 1 when a regression's new level starts within the newest N runs of its series (default: never)",
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
@@ -123,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
-    simple = {"schema": _schema, "validate": _validate, "compare": _compare, "worker": _worker}
+    simple = {"schema": _schema, "validate": _validate, "compare": _compare, "worker": _worker, "watch": _watch}
     if args.command in simple:
         return simple[args.command](args)
     from ci_perf.pipeline import ProgressLine
@@ -235,6 +253,29 @@ def _compare(args: argparse.Namespace) -> int:
     gate = load_gate(config_path) if config_path else Gate()  # without a config: no budget, default comparison
     judgement = compare_offline(gate, baseline=args.baseline, current=args.current, out_dir=args.out, echo=sys.stdout)
     return judgement.exit_code
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from ci_perf.config import Gate, load_gate
+    from ci_perf.errors import EXIT_GATE_FAILED
+    from ci_perf.watch import watch_local, write_watch
+
+    if args.fail_within is not None and args.fail_within < 1:
+        raise InputError(f"--fail-within: {args.fail_within} is not a number of runs; give 1 or more")
+    config_path = args.config or (Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None)
+    settings = (load_gate(config_path) if config_path else Gate()).comparison
+    branch = args.branch or settings.baseline_branch
+    watched = watch_local(args.baseline, branch=branch, settings=settings)
+    write_watch(watched, args.out)
+    report = watched.report
+    print(f"ci-perf watch: {len(report.changes)} change point(s) in {report.runs} run(s) on {one_line(branch, 100)}")
+    for line in watched.lines:
+        print(f"  {line}")
+    recent = report.recent_regressions(args.fail_within) if args.fail_within else []
+    if recent:
+        print(f"ci-perf watch: {len(recent)} regression(s) within the newest {args.fail_within} run(s)")
+        return EXIT_GATE_FAILED
+    return EXIT_PASS
 
 
 if __name__ == "__main__":

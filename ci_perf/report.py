@@ -22,6 +22,8 @@ import jinja2
 
 from ci_perf.analysis.compare import METRICS
 from ci_perf.analysis.judge import EndpointRow, Report, describe_change
+from ci_perf.analysis.watch import WatchReport
+from ci_perf.config import Comparison
 from ci_perf.formatting import (
     flat_text,
     format_count,
@@ -200,6 +202,11 @@ def _shrink(count: int) -> int:
 
 def render_terminal(report: Report) -> str:
     return _environment().get_template("terminal.txt.j2").render(report=report, rows=report.endpoints)
+
+
+def render_watch(watch: WatchReport, *, settings: Comparison, limit: int = 200) -> str:
+    """``watch.md`` (``ci-perf watch``, the action's watch mode): the change points, newest first."""
+    return _environment().get_template("watch.md.j2").render(watch=watch, settings=settings, limit=limit)
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,11 @@ class DataBranchStore:
             files["README.md"] = README.encode()
         return files, bool(replaced)
 
+    def entries(self) -> list[IndexEntry]:
+        """Every run in the index, oldest first (``ci-perf watch`` finds the scenarios in it)."""
+        tip = self.gateway.branch_tip(self.branch)
+        return sorted(self._index(self.gateway.tree_of(tip) if tip else None).runs, key=lambda e: e.ended_at)
+
     def _index(self, tree: Tree | None) -> DataIndex:
         if tree is None or self.index_path not in tree.files:
             return DataIndex()
