@@ -9,9 +9,11 @@ activity               when (``mode: auto``)
 ``record-baseline``    ``push`` to the default branch: run, append the run to the data branch
 ``report-only``        ``workflow_run``: post the result of an unprivileged run (an artifact)
 ``local``              anything else: run and report (files, job summary), no writes
+``watch``              only with ``mode: watch`` (a schedule): the change points of the data
+                       branch's runs on the baseline branch (job summary, output); no load
 =====================  ==================================================================
 
-``mode: check | record | report`` forces the activity; ``record`` outside a push to the
+``mode: check | record | report | watch`` forces the activity; ``record`` outside a push to the
 default branch still records (a scheduled nightly baseline, say) and says so.
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Activity = Literal["check-pr", "record-baseline", "report-only", "local"]
+Activity = Literal["check-pr", "record-baseline", "report-only", "watch", "local"]
 _PR_EVENTS = {"pull_request", "pull_request_target", "merge_group"}
 
 
@@ -42,6 +44,8 @@ def decide(  # noqa: PLR0911 - a decision table reads best as one return per row
         return Decision("record-baseline", "mode: record")
     if mode == "report":
         return Decision("report-only", "mode: report")
+    if mode == "watch":
+        return Decision("watch", "mode: watch: the change points on the baseline branch, no load")
     if event_name in _PR_EVENTS and has_change:
         return Decision("check-pr", f"{event_name} event")
     if event_name == "push":

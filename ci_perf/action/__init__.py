@@ -18,6 +18,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from ci_perf.action.subject import Subject, against, change_subject
+from ci_perf.action.watch import watch_data_branch
 from ci_perf.activities import Decision, decide
 from ci_perf.analysis.judge import Judgement
 from ci_perf.config import Config, load_config, with_comparison
@@ -90,6 +91,9 @@ def _act(context: ActionContext, environ: Mapping[str, str], *, out: WorkflowLog
     config = _load_config(context)
     gateway = _gateway(context, decision, environ)
     with _closing(gateway):
+        if decision.activity == "watch":  # no load, no comment: the change points on the baseline branch
+            assert gateway is not None
+            return watch_data_branch(context, config, _data_branch(gateway, context.inputs), out)
         if decision.activity == "report-only":
             assert gateway is not None
             judged = _judge_artifact(context, config, gateway, out)

@@ -18,12 +18,12 @@ from typing import Any, Literal
 from ci_perf.errors import InputError
 from ci_perf.models import Frozen
 
-Mode = Literal["auto", "check", "record", "report"]
+Mode = Literal["auto", "check", "record", "report", "watch"]
 CommentPolicy = Literal["always", "on-change", "never"]
 FailOn = Literal["budget", "regression"]
 Unmatched = Literal["neutral", "fail"]
 
-_MODES: tuple[Mode, ...] = ("auto", "check", "record", "report")
+_MODES: tuple[Mode, ...] = ("auto", "check", "record", "report", "watch")
 _COMMENTS: tuple[CommentPolicy, ...] = ("always", "on-change", "never")
 _UNMATCHED: tuple[Unmatched, ...] = ("neutral", "fail")
 _SUITE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")

@@ -43,6 +43,7 @@ def test_the_action_is_a_docker_action_with_the_outputs_it_writes() -> None:
         "report_path",
         "comment_url",
         "comment_file_written",
+        "change_points",
     }
     assert ACTION["branding"]["icon"]
 
@@ -50,9 +51,9 @@ def test_the_action_is_a_docker_action_with_the_outputs_it_writes() -> None:
 WORKFLOWS = _readme_workflows()
 
 
-def test_the_readme_has_the_five_workflows() -> None:
+def test_the_readme_has_the_six_workflows() -> None:
     names = [w["name"] for w in WORKFLOWS]
-    assert names == ["perf", "perf-host", "perf-check", "perf-report", "perf-duet"]
+    assert names == ["perf", "perf-host", "perf-check", "perf-report", "perf-duet", "perf-watch"]
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[str(w["name"]) for w in WORKFLOWS])
