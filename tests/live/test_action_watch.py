@@ -8,36 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ci_perf.analysis.summarize import summarize_run
 from ci_perf.github.gateway import GatewaySettings, GitHubGateway
 from ci_perf.results import RunResult
 from ci_perf.store.github_branch import DataBranchStore
-from tests.conftest import collected_run
 from tests.support.action_repo import DATA, REPO, TOKEN, Repo, act, config_text
 from tests.support.fake_github import FakeGitHub
-from tests.support.runs import JUDGED_LOAD
+from tests.support.runs import commit_sha, main_run
 from tests.support.workflow_commands import workflow_commands
 
 HOSTILE = "GET /x ::error::boom"
 STEP_AT = 8
 
 
-def _sha(i: int) -> str:
-    return f"{i + 1:02x}" * 20
-
-
 def _run(i: int, *, scale: float) -> RunResult:
-    slow = 1.3 if i >= STEP_AT else 1.0
-    collected = collected_run(
-        endpoints={
-            "GET /api/products": [scale * v for v in (8.0, 9.0, 10.0, 11.0, 12.0)] * 40,
-            HOSTILE: [scale * slow * v for v in (40.0, 45.0, 50.0, 55.0, 60.0)] * 40,
-        },
-        start=1_000.0 + 100 * i,
-    )
-    return summarize_run(
-        collected, load=JUDGED_LOAD, target="http://x", tool_version="t", git_sha=_sha(i), git_branch="main"
-    )
+    return main_run(i, scale=scale, slow=1.3 if i >= STEP_AT else 1.0, slow_endpoint=HOSTILE)
 
 
 def _recorded_repo(fake: FakeGitHub, tmp_path: Path) -> Repo:
@@ -71,10 +55,10 @@ def test_watch_mode_lists_the_change_points_on_the_default_branch_and_writes_not
     outputs = repo.outputs()
     assert int(outputs["change_points"]) >= 1
     summary = (repo.workspace.parent / "summary.md").read_text()
-    assert f"<code>{_sha(STEP_AT - 1)[:7]}</code>..<code>{_sha(STEP_AT)[:7]}</code>" in summary
+    assert f"<code>{commit_sha(STEP_AT - 1)[:7]}</code>..<code>{commit_sha(STEP_AT)[:7]}</code>" in summary
     assert "+30" in summary or "+29" in summary
     changes = json.loads((repo.workspace / "ci-perf-out" / "watch.json").read_text())["changes"]
-    assert {(c["before_sha"], c["after_sha"]) for c in changes} == {(_sha(STEP_AT - 1), _sha(STEP_AT))}
+    assert {(c["before_sha"], c["after_sha"]) for c in changes} == {(commit_sha(STEP_AT - 1), commit_sha(STEP_AT))}
     assert outputs["report_path"] == "ci-perf-out/watch.md"
     # no load, no comment, no check, no commit on the data branch: only reads
     assert [entry for entry in fake.requests_log if entry[0] != "GET"] == writes

@@ -8,33 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ci_perf.analysis.summarize import summarize_run
 from ci_perf.cli import main
 from ci_perf.results import RunResult
 from ci_perf.store.local import LocalStore
-from tests.conftest import collected_run, write
-from tests.support.runs import JUDGED_LOAD
+from tests.conftest import write
+from tests.support.runs import commit_sha, main_run
 
 HOSTILE = "GET /x|y ::error::boom"
 STEP_AT = 10
 RUNS = 16
 
 
-def _sha(i: int) -> str:
-    return f"{i + 1:02x}" * 20
-
-
-def _run(i: int, *, scale: float, slow: float, branch: str = "main") -> RunResult:
-    collected = collected_run(
-        endpoints={
-            "GET /fast": [scale * v for v in (8.0, 9.0, 10.0, 11.0, 12.0)] * 40,
-            HOSTILE: [scale * slow * v for v in (40.0, 45.0, 50.0, 55.0, 60.0)] * 40,
-        },
-        start=1_000.0 + 100 * i,
-    )
-    return summarize_run(
-        collected, load=JUDGED_LOAD, target="http://x", tool_version="t", git_sha=_sha(i), git_branch=branch
-    )
+def _run(i: int, *, scale: float, slow: float) -> RunResult:
+    return main_run(i, scale=scale, slow=slow, slow_endpoint=HOSTILE)
 
 
 def _store(path: Path, *, step: float) -> Path:
@@ -56,13 +42,13 @@ def test_watch_lists_a_step_on_main_with_its_commit_range(tmp_path: Path, capsys
     changes = json.loads((tmp_path / "out" / "watch.json").read_text())["changes"]
     p95 = [c for c in changes if c["endpoint"] == HOSTILE and c["metric"] == "p95"]
     assert len(p95) == 1
-    assert (p95[0]["before_sha"], p95[0]["after_sha"]) == (_sha(STEP_AT - 1), _sha(STEP_AT))
+    assert (p95[0]["before_sha"], p95[0]["after_sha"]) == (commit_sha(STEP_AT - 1), commit_sha(STEP_AT))
     assert p95[0]["direction"] == "regression"
     assert 20 < p95[0]["change_percent"] < 30
     assert p95[0]["runs_since"] == RUNS - STEP_AT
     assert not [c for c in changes if c["endpoint"] == "GET /fast"]
     out = capsys.readouterr().out
-    assert f"{_sha(STEP_AT - 1)[:7]}..{_sha(STEP_AT)[:7]}" in out
+    assert f"{commit_sha(STEP_AT - 1)[:7]}..{commit_sha(STEP_AT)[:7]}" in out
     assert "::error::" not in out  # endpoint names are untrusted: no workflow command reaches the log
     markdown = (tmp_path / "out" / "watch.md").read_text()
     assert "x|y" not in markdown  # escaped: a pipe would split the table's row
