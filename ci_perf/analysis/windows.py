@@ -124,7 +124,7 @@ def lag1_autocorrelation(series: NDArray[np.float64]) -> float:
     return min(max(rho, 0.0), MAX_RHO)
 
 
-def _batches(matrix: WindowMatrix, size: int) -> WindowMatrix:
+def batches(matrix: WindowMatrix, size: int) -> WindowMatrix:
     count = len(matrix.counts) // size
     if count == 0:
         return WindowMatrix(np.zeros((0, matrix.bins.shape[1])), np.zeros(0), np.zeros(0))
@@ -173,65 +173,79 @@ def _whole_run_log_ratio(
     return math.log(whole[1] / whole[0])
 
 
-def _percentile_interval(ratios: NDArray[np.float64], replicates: int) -> tuple[float, float] | None:
-    """The 95 % percentile interval of bootstrap log ratios (None when most resamples were empty)."""
-    finite = ratios[np.isfinite(ratios)]
-    if len(finite) < replicates // 2:
-        return None
-    low, high = np.quantile(finite, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
-    return float(low), float(high)
+def log_batch_series(matrix: WindowMatrix, statistic: float | str, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The log statistic of each batch of windows (``batch_size``), in time order; undefined batches left out."""
+    grouped = batches(matrix, batch_size(matrix.counts, statistic))
+    series = np.log(statistic_rows(grouped.bins, grouped.sums, statistic, values))
+    return series[np.isfinite(series)]
 
 
-def windows_test(pair: WindowPair, test: Resampling, *, run_variance: float = 0.0) -> Estimate | None:
-    """One run against one or two earlier runs (pooled), from their windows.
+def long_run_variance(series: NDArray[np.float64]) -> tuple[float, float]:
+    """The variance of ``series``' mean when its terms are autocorrelated, and its degrees of freedom.
 
-    p-values and MDE: Welch's test on batch means of the log statistic, each arm's variance inflated
-    by (1 + ρ)/(1 − ρ) for its lag-1 autocorrelation ρ. Effect: the whole-run log ratio. Interval:
-    percentiles of a stationary block bootstrap of the whole-run ratio (block length from ρ).
-    Windows cannot show run-to-run noise; ``run_variance`` (log scale, an assumed prior) is added to
-    the variance of the test and widens the interval, so that two runs that differ only by the
-    usual run-to-run offset are not called different.
+    Windows of one run share slow noise (a noisy neighbour for a minute): their lag-1 autocorrelation
+    is 0.5-0.9 and a few dozen of them cannot show it well (the sample estimate is biased low by about
+    (1 + 3ρ)/m, and the sample variance misses the share of the slow noise that the run's own mean
+    holds). Two estimates, the larger kept:
+
+    * AR(1): ρ corrected for that bias, the exact variance factor of an m-term mean
+      f = 1 + 2 Σₖ (1 − k/m) ρᵏ, and the variance itself corrected for the same loss: s² (m − 1)/(m − f);
+    * batch means: the terms merged into batches twice the autocorrelation time (1 + ρ)/(1 − ρ) long
+      (at least 3 batches), the variance of their mean, on batches − 1 degrees of freedom, which the
+      estimate carries: with few batches its t has fat tails, as it must.
+    """
+    m = len(series)
+    centred = series - series.mean()
+    denominator = float(np.dot(centred, centred))
+    rho = float(np.dot(centred[:-1], centred[1:]) / denominator) if denominator > 0 else 0.0
+    rho = min(max(rho + (1 + 3 * rho) / m, 0.0), MAX_RHO)
+    lags = np.arange(1, m)
+    factor = min(1 + 2 * float(np.sum((1 - lags / m) * rho**lags)), m / 2)
+    ar1 = float(np.var(series, ddof=1)) * (m - 1) / (m - factor) * factor / m
+    span = math.ceil(2 * (1 + rho) / (1 - rho))
+    count = min(max(m // span, 3), m)
+    size = m // count
+    means = series[: size * count].reshape(count, size).mean(axis=1)
+    return max(ar1, float(np.var(means, ddof=1)) / count), float(count - 1)
+
+
+def _pivot(effect: float, se: float, df: float, test: Resampling) -> Estimate:
+    """p-values, interval and MDE from one pivot, t = effect / se with ``df`` degrees of freedom: the
+    interval excludes 0 exactly when a one-sided p is below (1 − CONFIDENCE) / 2."""
+    up, down = one_sided(effect / se, df)
+    half = t_quantile(0.5 + CONFIDENCE / 2, df) * se
+    return Estimate(
+        effect, effect - half, effect + half, up, down, mde_of(se, df, alpha=test.alpha, power=test.power), se, df
+    )
+
+
+def windows_test(
+    pair: WindowPair, test: Resampling, *, run_variance: float = 0.0, run_df: float = math.inf
+) -> Estimate | None:
+    """One run against one or two earlier runs (pooled), from their windows: one pivot.
+
+    Effect: the whole-run log ratio. Its variance: each arm's long-run variance (``long_run_variance``
+    of the log statistic over batches of windows: windows of a run are autocorrelated) plus
+    ``run_variance``, the run-to-run noise that windows cannot show (log scale; learned from the
+    store's other histories with ``run_df`` degrees of freedom, or assumed: infinite). The degrees of
+    freedom combine the three by Welch-Satterthwaite; p-values and the 95 % interval come from the
+    same t = effect / se.
     """
     base, current, values, statistic = pair
-    alpha, power, replicates, rng = test
-    arms = []
+    parts = []
     for matrix in (base, current):
-        size = batch_size(matrix.counts, statistic)
-        batches = _batches(matrix, size)
-        series = np.log(statistic_rows(batches.bins, batches.sums, statistic, values))
-        series = series[np.isfinite(series)]
+        series = log_batch_series(matrix, statistic, values)
         if len(series) < MIN_BATCHES:
             return None
-        rho = lag1_autocorrelation(series)
-        n_eff = len(series) * (1 - rho) / (1 + rho)
-        arms.append((series, max(n_eff, 2.0), rho))
-    (b_series, b_n, b_rho), (c_series, c_n, c_rho) = arms
-    b_var = float(np.var(b_series, ddof=1)) / b_n
-    c_var = float(np.var(c_series, ddof=1)) / c_n
-    se = math.sqrt(max(b_var + c_var + run_variance, 1e-18))
-    # Welch-Satterthwaite; the assumed run variance is a constant with no sampling error (infinite df)
-    spread = (b_var**2) / max(b_n - 1, 1) + (c_var**2) / max(c_n - 1, 1)
-    df = (b_var + c_var + run_variance) ** 2 / spread if spread > 0 else math.inf
+        parts.append(long_run_variance(series))
     effect = _whole_run_log_ratio(base, current, statistic, values)
     if effect is None:
         return None
-    up, down = one_sided(float(np.mean(c_series) - np.mean(b_series)) / se, df)
-    draws = []
-    for matrix, rho in ((base, b_rho), (current, c_rho)):
-        block = min(max((1 + rho) / (1 - rho), 1.0), max(len(matrix.counts) / 3, 1.0))
-        weights = stationary_bootstrap_weights(len(matrix.counts), replicates=replicates, block=block, rng=rng)
-        draws.append(statistic_rows(weights @ matrix.bins, weights @ matrix.sums, statistic, values))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratios = np.log(draws[1] / draws[0])
-    interval = _percentile_interval(ratios, replicates)
-    if interval is None:
-        return None
-    low, high = interval
-    if run_variance > 0:
-        widen = (t_quantile(0.5 + CONFIDENCE / 2, math.inf) ** 2) * run_variance
-        low = effect - math.sqrt((effect - low) ** 2 + widen)
-        high = effect + math.sqrt((high - effect) ** 2 + widen)
-    return Estimate(effect, low, high, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)
+    parts.append((run_variance, run_df))
+    variance = sum(v for v, _ in parts)
+    spread = sum(v**2 / df for v, df in parts if v > 0 and math.isfinite(df))
+    df = variance**2 / spread if spread > 0 else math.inf
+    return _pivot(effect, math.sqrt(max(variance, 1e-18)), df, test)
 
 
 # -- duet mode ---------------------------------------------------------------------------------
@@ -240,22 +254,22 @@ def windows_test(pair: WindowPair, test: Resampling, *, run_variance: float = 0.
 def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
     """Head against base measured in the same windows (row i of both matrices is the same time span).
 
-    Windows are grouped into batches (smaller than in ``windows_test``: each user's twin runs the same
-    code with the same random draws against the base, in lockstep, and which starts first is a coin
-    flip, so the arms are exchangeable when nothing changed and a small batch's quantile is biased
-    alike in both: d stays centred on 0); each batch gives d = log(head statistic) −
-    log(base statistic), and noise shared by the arms (the runner, the network, the moment) cancels in d.
-    p-values and MDE: a one-sample t-test of mean(d) with the
-    variance inflated by (1 + ρ)/(1 − ρ) for d's lag-1 autocorrelation. Effect: the whole-run log
-    ratio; interval: a stationary block bootstrap drawing the same windows for both arms.
-    The sd of d is at least the quantisation error of two sketches.
+    Effect: the whole-run log ratio. Its standard error: the spread of a stationary block bootstrap
+    that draws the same windows for both arms, so that the noise the arms share (the runner, the
+    network, the moment) cancels in every resample; p-values and the 95 % interval come from the same
+    pivot, effect / se, normal (docs/STATISTICS.md: held up in simulation, and a t on the batches'
+    degrees of freedom would cost duet a sixth of its power at +10 %). The bootstrap's block length
+    is at least one batch and follows the lag-1 autocorrelation of the paired batches: windows are
+    grouped into batches (a quantile q from about 2 / (1 − q) requests per arm: each user's twin runs
+    the same code with the same random draws against the base, in lockstep, so the arms are
+    exchangeable when nothing changed), each gives d = log(head statistic) − log(base statistic);
+    fewer than 4 batches is not enough data. The se is at least the quantisation error of two sketches.
     """
     base, current, values, statistic = pair
-    alpha, power, replicates, rng = test
     size = max(
         batch_size(base.counts, statistic, tail=PAIRED_TAIL), batch_size(current.counts, statistic, tail=PAIRED_TAIL)
     )
-    b, c = _batches(base, size), _batches(current, size)
+    b, c = batches(base, size), batches(current, size)
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.log(statistic_rows(c.bins, c.sums, statistic, values)) - np.log(
             statistic_rows(b.bins, b.sums, statistic, values)
@@ -266,24 +280,28 @@ def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
     d = d[np.isfinite(d) & (fewest >= typical / 2)]
     if len(d) < MIN_BATCHES:
         return None
-    rho = lag1_autocorrelation(d)
-    n_eff = max(len(d) * (1 - rho) / (1 + rho), 2.0)
-    sd = max(float(np.std(d, ddof=1)), QUANTISATION_SD * math.sqrt(2))
-    se = sd / math.sqrt(n_eff)
-    df = n_eff - 1
     effect = _whole_run_log_ratio(base, current, statistic, values)
     if effect is None:
         return None
-    up, down = one_sided(float(np.mean(d)) / se, df)
+    rho = lag1_autocorrelation(d)
     block = min(max((1 + rho) / (1 - rho), float(size)), max(len(base.counts) / 3, 1.0))
-    weights = stationary_bootstrap_weights(len(base.counts), replicates=replicates, block=block, rng=rng)
+    weights = stationary_bootstrap_weights(len(base.counts), replicates=test.replicates, block=block, rng=test.rng)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = np.log(
             statistic_rows(weights @ current.bins, weights @ current.sums, statistic, values)
             / statistic_rows(weights @ base.bins, weights @ base.sums, statistic, values)
         )
-    interval = _percentile_interval(ratios, replicates)
-    if interval is None:
+    finite = ratios[np.isfinite(ratios)]
+    if len(finite) < test.replicates // 2:
         return None
-    low, high = interval
-    return Estimate(effect, low, high, up, down, mde_of(se, df, alpha=alpha, power=power), se, df)
+    se = max(float(np.std(finite, ddof=1)), QUANTISATION_SD * math.sqrt(2 / len(d)))
+    return _pivot(effect, se, math.inf, test)
+
+
+class RunNoise(NamedTuple):
+    """The run-to-run variance of one metric's log value (single mode), and where it came from."""
+
+    variance: float
+    df: float  # infinite for an assumed value
+    runs: int = 0  # the stored runs it was learned from (0: assumed, ``comparison.run_noise_percent``)
+    histories: int = 0  # the histories (scenarios) those runs belong to
