@@ -8,12 +8,13 @@ simulated error rates; in short:
 * **candidate** (after the first run): a latency or error-rate test that is a regression, or in the
   grey zone — a result that would be a regression if ``confirm_runs`` more runs showed the same:
   its pooled pivot over all the runs, √R · d / se, clears the report's Benjamini-Hochberg threshold
-  and the pooled interval would clear the minimum effect. A capacity drop below every baseline run
+  and its estimate lies beyond the minimum effect. A capacity drop below every baseline run
   (``analysis.capacity``) is a candidate too. The pipeline then re-runs the load.
-* **confirmed**: every run moved the same way (worse); the re-runs alone, pooled, show it (one-sided
-  p < ``REPLICATION_Q``, adjusted over the candidates); and the inverse-variance pooled estimate of
-  all R runs — each run's log effect d_i with se_i from its 95 % interval — is significant after the
-  same report-wide adjustment and its interval lies beyond the minimum effect (and ``min_abs_ms``).
+* **confirmed**: every run moved the same way (worse); the re-runs alone, pooled, meet the rule on
+  their own (one-sided p < ``comparison.q``, adjusted over the candidates, and an estimate beyond the
+  minimum effect); and the inverse-variance pooled estimate of all R runs — each run's log effect d_i
+  with se_i from its 95 % interval — is significant after the same report-wide adjustment and lies
+  beyond the minimum effect (and ``min_abs_ms``), the verdict rule of ``analysis.rule``.
   A capacity drop is confirmed when every run broke below every baseline run.
 * anything else is ``inconclusive``, showing each run's numbers. Budget checks are deterministic
   limits on the first run and are never re-run-confirmed.
@@ -37,9 +38,6 @@ JUDGED = ("p50", "p95", "p99", "mean", "error_rate")  # the tests with a pivot; 
 _NORMAL = NormalDist()
 _Z95 = _NORMAL.inv_cdf(0.975)
 _TINY_P = 1e-300
-# the re-runs alone must show the change at this level (Benjamini-Hochberg over the candidates): the first
-# run was chosen for looking worse, so pooled with it, re-runs that merely lean the same way would confirm it
-REPLICATION_Q = 0.05
 
 
 class RunEvidence(Frozen):
@@ -157,12 +155,15 @@ def candidates(
     tests = [(e.endpoint, m) for e in report.endpoints for m in e.metrics.values() if m.metric in JUDGED]
     pivots = [_pivot(m) for _, m in tests]
     runs = extra_runs + 1
-    boosted = [_p_worse(p.d * math.sqrt(runs) / p.se) if p else 1.0 for p in pivots]
+    # R runs like this one, pooled as ``_pooled`` pools them (history: the baseline's share of se² stays whole)
+    shared = [1 / (m.baseline_runs + 1) if report.mode == "history" else 0.0 for _, m in tests]
+    boosted = [
+        _p_worse(p.d / (p.se * math.sqrt((1 - c) / runs + c))) if p else 1.0
+        for p, c in zip(pivots, shared, strict=True)
+    ]
     found = []
     for (endpoint, metric), pivot, p in zip(tests, pivots, stats.benjamini_hochberg(boosted), strict=True):
-        reachable = (
-            pivot is not None and p < settings.q and _clears(metric, pivot.d, pivot.se / math.sqrt(runs), settings)
-        )
+        reachable = pivot is not None and p < settings.q and _clears(metric, pivot.d, settings)
         if metric.verdict == "regression" or reachable:
             found.append((endpoint, metric.metric))
     return found + ([(AGGREGATE, CAPACITY)] if capacity_drop else [])
@@ -199,7 +200,7 @@ def confirm(
             against = [run.label for run, drop in zip(runs, drops, strict=True) if not drop]
             decided.append(_verdict(test, against=against, unreliable=unreliable, failed=None))
         else:
-            p = (pooled[key][0], pooled[key][1], adjusted[key], replicated.get(key, 1.0))
+            p = (pooled[key][0], pooled[key][1], adjusted[key], replicated.get(key, (1.0, -math.inf)))
             decided.append(_decision(test, base, p, settings, unreliable=unreliable))
     return _applied(first, decided, runs=len(reports)), Confirmation(runs=list(runs), tests=decided)
 
@@ -225,13 +226,13 @@ def _p_worse(z: float) -> float:
     return max(_TINY_P, 1 - _NORMAL.cdf(z))
 
 
-def _clears(metric: MetricComparison, d: float, se: float, settings: Comparison) -> bool:
-    """The interval d ± 1.96 se lies beyond the smallest change worth a verdict (latency: and ``min_abs_ms``)."""
-    low = d - _Z95 * se
+def _clears(metric: MetricComparison, d: float, settings: Comparison) -> bool:
+    """The estimate d lies beyond the smallest change worth a verdict (latency: and ``min_abs_ms``), the
+    magnitude half of the verdict rule (``analysis.rule``)."""
     if metric.scale == "points":
-        return low > settings.min_error_rate_points
+        return d > settings.min_error_rate_points
     large = metric.baseline is None or metric.baseline * math.expm1(d) > settings.min_abs_ms
-    return large and low > math.log1p(settings.min_effect_percent / 100)
+    return large and d > math.log1p(settings.min_effect_percent / 100)
 
 
 def _metric(report: ComparisonReport, key: tuple[str, str]) -> MetricComparison | None:
@@ -247,7 +248,7 @@ def _pooled_family(reports: Sequence[ComparisonReport]) -> dict[tuple[str, str],
     family: dict[tuple[str, str], tuple[_Pivot | None, float]] = {}
     for endpoint in reports[0].endpoints:
         for metric in endpoint.metrics.values():
-            if metric.metric not in JUDGED:
+            if metric.metric not in JUDGED or metric.verdict == "not-judged":  # e.g. a p99 of too few requests
                 continue
             key = (endpoint.endpoint, metric.metric)
             pooled = _pooled(reports, key)
@@ -256,21 +257,35 @@ def _pooled_family(reports: Sequence[ComparisonReport]) -> dict[tuple[str, str],
 
 
 def _pooled(reports: Sequence[ComparisonReport], key: tuple[str, str]) -> _Pivot | None:
-    """The inverse-variance pooled pivot of one test over ``reports``; ``None`` unless every run has one."""
+    """The inverse-variance pooled pivot of one test over ``reports``; ``None`` unless every run has one.
+
+    History mode judges every run against the same baseline runs, so the error of their mean, s²/n of
+    each run's s² (1 + 1/n), is shared by all runs and does not shrink with more of them: the pooled
+    variance keeps it whole (duet runs each have their own base arm).
+    """
     found = [m for m in (_metric(r, key) for r in reports) if m is not None]
     pivots = [p for p in map(_pivot, found) if p is not None]
     if not pivots or len(pivots) < len(reports):
         return None
+    history = reports[0].mode == "history"
+    shared = sum(p.se**2 for p in pivots) / len(pivots) / (found[0].baseline_runs + 1) if history else 0.0
     weights = [1 / p.se**2 for p in pivots]
-    d = sum(w * p.d for w, p in zip(weights, pivots, strict=True)) / sum(weights)
-    return _Pivot(d=d, se=1 / math.sqrt(sum(weights)))
+    total = sum(weights)
+    d = sum(w * p.d for w, p in zip(weights, pivots, strict=True)) / total
+    own = sum(w**2 * max(p.se**2 - shared, 0.0) for w, p in zip(weights, pivots, strict=True)) / total**2
+    return _Pivot(d=d, se=math.sqrt(own + shared))
 
 
-def _replicated(keys: Sequence[tuple[str, str]], reruns: Sequence[ComparisonReport]) -> dict[tuple[str, str], float]:
-    """Each candidate's p toward worse from the re-runs alone, pooled, BH-adjusted over the candidates."""
+def _replicated(
+    keys: Sequence[tuple[str, str]], reruns: Sequence[ComparisonReport]
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """Each candidate's evidence from the re-runs alone, pooled: p toward worse (BH-adjusted over the
+    candidates) and the pooled effect (−∞ without one). The first run was chosen for looking worse, so it
+    cannot vouch for itself: pooled with it, re-runs that merely lean the same way would confirm a fluke."""
     pivots = {key: _pooled(reruns, key) for key in keys}
     p = [_p_worse(pivot.d / pivot.se) if pivot else 1.0 for pivot in pivots.values()]
-    return dict(zip(pivots, stats.benjamini_hochberg(p), strict=True))
+    effects = [pivot.d if pivot else -math.inf for pivot in pivots.values()]
+    return {key: (q, d) for key, q, d in zip(pivots, stats.benjamini_hochberg(p), effects, strict=True)}
 
 
 def _evidence(label: str, report: ComparisonReport, key: tuple[str, str]) -> RunEvidence:
@@ -291,14 +306,14 @@ def _evidence(label: str, report: ComparisonReport, key: tuple[str, str]) -> Run
 def _decision(
     test: ConfirmedTest,
     base: MetricComparison,
-    pooled: tuple[_Pivot | None, float, float, float],
+    pooled: tuple[_Pivot | None, float, float, tuple[float, float]],
     settings: Comparison,
     *,
     unreliable: Sequence[ConfirmRun],
 ) -> ConfirmedTest:
     """The rule for a test with a pivot: worse in every run, replicated by the re-runs, pooled significance
-    and size. ``pooled``: all runs' pivot, its p and adjusted p, and the re-runs' own adjusted p."""
-    pivot, p, p_adjusted, p_replicated = pooled
+    and size. ``pooled``: all runs' pivot, its p and adjusted p, and the re-runs' own adjusted p and effect."""
+    pivot, p, p_adjusted, (p_replicated, d_replicated) = pooled
     against = [e.label for e in test.runs if e.effect is None or e.effect <= 0]
     if pivot is None:
         return _verdict(test, against=against, unreliable=unreliable, failed="a run has no interval for this test")
@@ -313,12 +328,15 @@ def _decision(
         }
     )
     failed = None
-    if p_replicated >= REPLICATION_Q:
-        failed = f"the re-runs alone do not show it (p {p_replicated:.2g}, adjusted; {REPLICATION_Q:g} needed)"
+    if p_replicated >= settings.q or not _clears(base, d_replicated, settings):
+        failed = (
+            f"the re-runs alone do not show it (p {p_replicated:.2g}, adjusted, and an effect beyond the minimum "
+            f"needed; q = {settings.q:g})"
+        )
     elif p_adjusted >= settings.q:
         failed = f"the pooled p, adjusted, is {p_adjusted:.2g} (not below q = {settings.q:g})"
-    elif not _clears(base, pivot.d, pivot.se, settings):
-        failed = "the pooled interval does not clear the minimum effect"
+    elif not _clears(base, pivot.d, settings):
+        failed = "the pooled effect is not beyond the minimum effect"
     return _verdict(test, against=against, unreliable=unreliable, failed=failed)
 
 

@@ -6,6 +6,7 @@ Pure; ``compare.compare_runs`` calls ``decide`` for every test of a report.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,30 @@ from ci_perf.config import Comparison
 
 if TYPE_CHECKING:
     from ci_perf.analysis.compare import MetricComparison
+    from ci_perf.results import Stats
+
+# A quantile is judged only when every run compared has this many requests beyond it: the count beyond
+# the true quantile is binomial, and like any binomial it is near normal only from about 10 on (fewer:
+# a p99 from 300 requests is the 3rd-slowest request, skewed far beyond what a t test allows for).
+MIN_TAIL_REQUESTS = 10
+QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+
+
+def sparse_tail(metric: str, runs: Sequence[Stats]) -> str:
+    """Why a quantile is shown but not judged — too few requests beyond it in one of the ``runs`` compared
+    (``MIN_TAIL_REQUESTS``) — or "" when it may be judged (any other metric: always)."""
+    quantile = QUANTILES.get(metric)
+    if quantile is None or not runs:
+        return ""
+    fewest = min(run.requests for run in runs)
+    beyond = fewest * (1 - quantile)
+    if beyond >= MIN_TAIL_REQUESTS:
+        return ""
+    needed = math.ceil(MIN_TAIL_REQUESTS / (1 - quantile))
+    return (
+        f"{fewest} requests in the smallest run put {beyond:.0f} beyond the {metric}, "
+        f"too few for a test ({needed} requests give {MIN_TAIL_REQUESTS})"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,8 +119,9 @@ def find(
     settings: Comparison,
     family: int,
 ) -> Rule:
-    """Significant *and* beyond the smallest change worth a verdict (and, for latency, ``min_abs_ms``);
-    ``unchanged`` only when the whole interval lies within that smallest change."""
+    """Significant (Benjamini-Hochberg) *and* an estimated change beyond the smallest worth a verdict (and, for
+    latency, ``min_abs_ms``) — the magnitude applies to the estimate, as Otava's ``min_magnitude``, not to the
+    interval's far bound; ``unchanged`` only when the whole interval lies within that smallest change."""
     points = shown.scale == "points"
     bound = (
         rates.smallest_change(estimate, settings.min_error_rate_points)
@@ -104,15 +130,11 @@ def find(
     )
     wanted = f"{bound:.2g} points" if points else f"{settings.min_effect_percent:g} %"
     floor = 0.0
-    if points:
-        worse = up_significant and estimate.low > bound
-        better = down_significant and estimate.high < -bound
-    else:
-        large = abs((shown.current or 0.0) - (shown.baseline or 0.0)) > settings.min_abs_ms
-        worse = up_significant and large and estimate.low > bound
-        better = down_significant and large and estimate.high < -bound
-        if shown.baseline:
-            floor = math.log1p(settings.min_abs_ms / shown.baseline)
+    large = points or abs((shown.current or 0.0) - (shown.baseline or 0.0)) > settings.min_abs_ms
+    worse = up_significant and large and estimate.effect > bound
+    better = down_significant and large and estimate.effect < -bound
+    if not points and shown.baseline:
+        floor = math.log1p(settings.min_abs_ms / shown.baseline)
     # at least the test's own MDE (the error-rate test's includes its floor of extra failures)
     mde = max(
         stats.rule_mde(

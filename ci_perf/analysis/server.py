@@ -4,8 +4,8 @@ the server's own request count next to the load generator's. Pure.
 Baselines (docs/STATISTICS.md's history test, on one run-level value per run):
 
 * **history** (≥ 3 baseline runs with a value): ``stats.history_test`` on the log scale, the p-values
-  adjusted together (Benjamini-Hochberg); a regression needs adjusted p < ``q`` and an interval beyond
-  ``min_effect_percent``, as for endpoints. Such a regression gates like any other (``fail_on``).
+  adjusted together (Benjamini-Hochberg); a regression needs adjusted p < ``q`` and an estimated change
+  beyond ``min_effect_percent``, as for endpoints. Such a regression gates like any other (``fail_on``).
 * **single** (1–2 runs): the change is shown, the verdict is ``inconclusive`` (no run-to-run spread).
 * **duet**: the base deployment's value from the same run (``ServerMetric.base_value``); one value per arm
   has no spread either, so the change is shown and not judged.
@@ -171,8 +171,8 @@ def _verdict(
         note = "fewer than 3 baseline runs with a positive value: judged by the budget only"
         return row.model_copy(update=update | {"verdict": "inconclusive", "note": note})
     bound = math.log1p(settings.min_effect_percent / 100)
-    worse = estimate.low > bound if row.upper_bound else estimate.high < -bound
-    better = estimate.high < -bound if row.upper_bound else estimate.low > bound
+    worse = estimate.effect > bound if row.upper_bound else estimate.effect < -bound  # the rule of analysis.rule
+    better = estimate.effect < -bound if row.upper_bound else estimate.effect > bound
     significant = p < settings.q
     verdict: Verdict = (
         "regression" if significant and worse else "improvement" if significant and better else "unchanged"

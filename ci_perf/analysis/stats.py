@@ -79,14 +79,12 @@ def rule_mde(se: float, df: float, *, q: float, family: int, power: float, bound
     """The true effect that the verdict rule calls a regression with probability ``power``.
 
     The rule needs, on the same pivot effect / se: Benjamini-Hochberg significance — for the one
-    changed test of a ``family`` of tests, p < q / family —, a 95 % interval beyond ``bound``
-    (``min_effect_percent``), and an effect beyond ``floor`` (``min_abs_ms``): the estimate must clear
-    the largest of the three thresholds, which it does with probability ``power`` when the true effect
-    lies t_power · se above it. docs/STATISTICS.md; checked against simulation in docs/benchmarks.md.
+    changed test of a ``family`` of tests, p < q / family —, an estimated effect beyond ``bound``
+    (``min_effect_percent``) and beyond ``floor`` (``min_abs_ms``): the estimate must clear the largest
+    of the three thresholds, which it does with probability ``power`` when the true effect lies
+    t_power · se above it. docs/STATISTICS.md; checked against simulation in docs/benchmarks.md.
     """
-    threshold = max(
-        _t_quantile(1 - q / max(family, 1), df) * se, bound + _t_quantile(0.5 + CONFIDENCE / 2, df) * se, floor
-    )
+    threshold = max(_t_quantile(1 - q / max(family, 1), df) * se, bound, floor)
     return threshold + _t_quantile(power, df) * se
 
 

@@ -8,10 +8,12 @@ import numpy as np
 
 from ci_perf.analysis.compare import compare_runs
 from ci_perf.analysis.judge import judge
+from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, Config, Gate
 from ci_perf.results import AGGREGATE, History, RunResult
 from ci_perf.simulate import DETECTION_SLOWED, NoiseModel, detection_run
-from tests.support.runs import noisy_history, two_endpoint_run
+from tests.conftest import collected_run
+from tests.support.runs import JUDGED_LOAD, noisy_history, two_endpoint_run
 
 SETTINGS = Comparison()
 
@@ -119,3 +121,47 @@ def test_unchanged_means_the_whole_interval_lies_within_the_minimum_effect() -> 
                 assert metric.ci_high is not None
                 assert metric.ci_low > -5
                 assert metric.ci_high < 5
+
+
+def test_a_significant_change_whose_estimate_clears_the_minimum_is_a_regression_though_its_interval_reaches_below() -> (
+    None
+):
+    """The magnitude applies to the estimate (Otava's rule), not to the interval's far bound (criterion's)."""
+    report = compare_runs(
+        two_endpoint_run(1.0, slow=1.10, start=5_000.0), noisy_history(10, cv=0.03), settings=SETTINGS
+    )
+    p95 = report.for_endpoint("GET /slow").metrics["p95"]  # type: ignore[union-attr]
+    assert p95.ci_low is not None
+    assert p95.effect is not None
+    assert p95.ci_low < 5 < p95.effect  # the interval rule would have called it inconclusive
+    assert p95.verdict == "regression"
+
+
+def test_a_significant_change_whose_estimate_is_below_the_minimum_is_no_regression() -> None:
+    report = compare_runs(
+        two_endpoint_run(1.0, slow=1.04, start=5_000.0), noisy_history(10, cv=0.002), settings=SETTINGS
+    )
+    p95 = report.for_endpoint("GET /slow").metrics["p95"]  # type: ignore[union-attr]
+    assert p95.p_adjusted is not None
+    assert p95.p_adjusted < SETTINGS.q
+    assert p95.verdict in {"unchanged", "inconclusive"}
+
+
+def _quiet_run(slow: float, start: float) -> RunResult:
+    """``GET /quiet``: 300 requests (30 per window), so 3 lie beyond its p99 and 15 beyond its p95."""
+    latencies = [slow * v for v in (40.0, 44.0, 48.0, 52.0, 56.0, 60.0)] * 5
+    collected = collected_run(endpoints={"GET /quiet": latencies}, start=start)
+    return summarize_run(collected, load=JUDGED_LOAD, target="http://x", tool_version="t")
+
+
+def test_a_quantile_with_too_few_requests_beyond_it_is_shown_but_not_judged() -> None:
+    history = [_quiet_run(float(np.exp(0.01 * i)), start=1_000.0 + 100 * i) for i in range(-5, 5)]
+    report = compare_runs(_quiet_run(1.5, start=5_000.0), history, settings=SETTINGS)
+    metrics = report.for_endpoint("GET /quiet").metrics  # type: ignore[union-attr]
+    p99 = metrics["p99"]
+    assert p99.verdict == "not-judged"  # +50 %, but its p99 is the 3rd-slowest request
+    assert p99.delta_percent is not None
+    assert p99.delta_percent > 40  # shown
+    assert "3 beyond the p99" in p99.note
+    assert "1000 requests give 10" in p99.note
+    assert metrics["p95"].verdict == "regression"  # 15 beyond its p95: judged

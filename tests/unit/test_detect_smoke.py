@@ -51,4 +51,4 @@ def test_confirm_runs_re_run_only_candidates_and_keep_a_real_regression() -> Non
         for i in range(6)
     ]
     assert not any(o.gated for o in quiet)
-    assert sum(o.runs > 1 for o in quiet) <= 2  # an A/A run is rarely a candidate
+    assert sum(o.runs > 1 for o in quiet) <= 3  # an A/A run is a candidate about a third of the time (benchmarks.md)

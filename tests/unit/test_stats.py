@@ -85,11 +85,11 @@ def test_a_pooled_prior_narrows_a_short_historys_interval() -> None:
 
 def test_the_rules_mde_counts_the_minimum_effect_and_the_report_wide_adjustment() -> None:
     bound = math.log1p(0.05)
-    lone = stats.mde_of(0.02, 19, alpha=0.01, power=0.8)
-    rule = stats.rule_mde(0.02, 19, q=0.01, family=1, power=0.8, bound=bound)
-    # the interval must clear the bound: bound + (t.975 + t.8) · se
-    assert rule == pytest.approx(bound + (2.0930 + 0.8610) * 0.02, rel=1e-3)
+    lone = stats.mde_of(0.01, 19, alpha=0.01, power=0.8)
+    rule = stats.rule_mde(0.01, 19, q=0.01, family=1, power=0.8, bound=bound)
+    # the estimate must clear the bound (not the interval: that was bound + (t.975 + t.8) · se): bound + t.8 · se
+    assert rule == pytest.approx(bound + 0.8610 * 0.01, rel=1e-3)
     assert rule > lone
-    wide = stats.rule_mde(0.02, 19, q=0.01, family=1000, power=0.8, bound=bound)
-    assert wide > rule  # BH over many tests asks for a larger t than the interval does
+    wide = stats.rule_mde(0.01, 19, q=0.01, family=1000, power=0.8, bound=bound)
+    assert wide == pytest.approx((5.6268 + 0.8610) * 0.01, rel=1e-3)  # BH over 1000 tests: t.99999 · se
     assert stats.rule_mde(0.001, 19, q=0.01, family=1, power=0.8, bound=bound, floor=0.2) > 0.2  # min_abs_ms
