@@ -89,6 +89,29 @@ def test_a_regression_a_re_run_does_not_repeat_is_inconclusive_and_does_not_gate
     assert row.metrics["p95"].note == slow.why
 
 
+def test_a_change_every_run_repeats_is_confirmed_when_its_pooled_estimate_clears_the_minimum() -> None:
+    """+8 % in all three runs: the pooled estimate is beyond +5 % and significant, though the pooled
+    interval still reaches below +5 % (the interval rule, before issue 13's change, left it unconfirmed)."""
+    current, reruns = _run(1.08), [_run(1.08, index=i) for i in (1, 2)]
+    judgement = judge(GATE, current, history=History(runs=BASELINE), reruns=reruns)
+    assert judgement.report.confirmation is not None
+    slow = next(t for t in judgement.report.confirmation.tests if (t.endpoint, t.metric) == ("GET /slow", "p95"))
+    assert slow.ci_low is not None
+    assert slow.effect is not None
+    assert slow.ci_low < 5 < slow.effect
+    assert slow.confirmed
+    assert judgement.exit_code == 1
+
+
+def test_re_runs_that_lean_worse_by_less_than_the_minimum_do_not_confirm() -> None:
+    current, reruns = _run(1.25), [_run(1.03, index=i) for i in (1, 2)]
+    judgement = judge(GATE, current, history=History(runs=BASELINE), reruns=reruns)
+    assert judgement.exit_code == 0
+    assert judgement.report.confirmation is not None
+    slow = next(t for t in judgement.report.confirmation.tests if (t.endpoint, t.metric) == ("GET /slow", "p95"))
+    assert slow.why.startswith("not confirmed: the re-runs alone do not show it")
+
+
 def test_an_unreliable_re_run_confirms_nothing() -> None:
     current = _run(1.25)
     saturated = _run(1.25, index=1).model_copy(deep=True)
