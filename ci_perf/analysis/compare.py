@@ -180,12 +180,7 @@ def compare_runs(
         change_point_note=cuts.note(),
         baseline_runs=1 if duet else len(baseline),
         matched_on=matched_on,
-        endpoints=[
-            EndpointComparison(
-                endpoint=n, metrics=results[n], p95_history=histories[n], change_points=cuts.marks.get(n, [])
-            )
-            for n in names
-        ],
+        endpoints=[_endpoint(n, results[n], histories[n], cuts) for n in names],
         history=[
             BaselineRun(label=_label(run), p95_ms=run.aggregate.p95_ms, rps=run.aggregate.rps) for run in baseline
         ],
@@ -257,6 +252,15 @@ def _mode_note(mode: Mode, runs: int, settings: Comparison, nets: Mapping[tuple[
     note = MODE_NOTES[mode].format(n=runs, noise=settings.run_noise_percent)
     shift = history.shared_shift_percent({name: net for (name, metric), net in nets.items() if metric == "p95"})
     return note + MODE_NOTES["shared"].format(shift=shift) if shift is not None else note
+
+
+def _endpoint(
+    name: str, metrics: dict[str, MetricComparison], p95_history: list[float], cuts: changepoints.Cuts
+) -> EndpointComparison:
+    """One row of the report, its p95 trend marked where main's p95 changed level."""
+    return EndpointComparison(
+        endpoint=name, metrics=metrics, p95_history=p95_history, change_points=cuts.marks.get(name, [])
+    )
 
 
 def _change_points(
