@@ -84,8 +84,9 @@ BASE_EXTRAS = (
 )
 
 # Run by the venv's python: what ci-perf, its probe and its Locust process import, then the scipy.stats
-# functions that ci_perf.analysis.stats calls (they import more on first use). Locust comes first, as in
-# Locust's own process: it monkey-patches the standard library with gevent. Prints the modules' files.
+# functions that ci_perf.analysis.stats calls (they import more on first use) and Otava's analysis (the
+# same). Locust comes first, as in Locust's own process: it monkey-patches the standard library with
+# gevent. Prints the modules' files.
 TRAINING = """
 import importlib, json, pkgutil, sys
 import locust, locust.main
@@ -97,6 +98,7 @@ scipy.stats.t.ppf(0.9, 5), scipy.stats.t.sf(1.0, 5), scipy.stats.t.cdf(1.0, 5)
 scipy.stats.norm.ppf(0.9), scipy.stats.norm.sf(1.0), scipy.stats.norm.cdf(1.0)
 scipy.stats.fisher_exact([[3, 1], [1, 3]], alternative="greater")
 scipy.stats.false_discovery_control([0.01, 0.2, 0.5], method="bh")
+import otava.analysis  # change points on main (ci_perf.analysis.changepoints imports it on first use)
 files = []
 for module in list(sys.modules.values()):
     spec = getattr(module, "__spec__", None)
