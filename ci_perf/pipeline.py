@@ -22,6 +22,7 @@ from ci_perf import __version__
 from ci_perf.analysis.compare import ComparisonReport, compare_runs
 from ci_perf.analysis.confirm import JUDGED, candidates, duet_first, rerun_path, wants_reruns
 from ci_perf.analysis.judge import Judgement, Report, Unmatched, describe_change, judge
+from ci_perf.analysis.noise import learn_run_noise
 from ci_perf.analysis.stats import warm_up
 from ci_perf.analysis.summarize import summarize_run
 from ci_perf.config import Comparison, Config, Gate, check_http_url
@@ -226,7 +227,13 @@ def rerun_to_confirm(
     settings = config.gate.comparison
     if settings.confirm_runs == 0:
         return []
-    first = compare_runs(result, history.runs, settings=settings, matched_on=history.matched_on)
+    first = compare_runs(
+        result,
+        history.runs,
+        settings=settings,
+        matched_on=history.matched_on,
+        run_noise=learn_run_noise(history.others),
+    )
     if not wants_reruns(first, result, history.runs, settings):
         return []
     if echo is not None:

@@ -473,3 +473,5 @@ class History:
     runs: list[RunResult] = field(default_factory=list)
     matched_on: MatchedOn = "scenario"
     anchor_sha: str | None = None  # the merge-base commit whose run ends the history, when one was found
+    # single mode (1-2 runs): other stored histories of 3 or more runs, to learn the run-to-run noise from
+    others: list[list[RunResult]] = field(default_factory=list)

@@ -57,8 +57,11 @@ MODE_NOTES: dict[str, str] = {
     ),
     "single": (
         "single baseline: this run's windows against {n} earlier run(s); windows cannot show run-to-run "
-        "noise, so {noise:g} % is assumed (comparison.run_noise_percent); record 3 or more baseline runs "
-        "for verdicts that measure it"
+        "noise, so {noise}; record 3 or more baseline runs for verdicts that measure it on this scenario"
+    ),
+    "noise_learned": "p95 {percent:.1f} % was learned from {runs} runs of {histories} stored histor{ies}",
+    "noise_assumed": (
+        "{percent:g} % is assumed (comparison.run_noise_percent: no stored history of 3 or more runs to learn it from)"
     ),
     "none": "no baseline yet",
 }
@@ -140,8 +143,13 @@ def compare_runs(
     *,
     settings: Comparison,
     matched_on: Literal["scenario", "load"] = "scenario",
+    run_noise: Mapping[str, window_tests.RunNoise] | None = None,
 ) -> ComparisonReport:
-    """Compare ``current`` with ``baseline`` runs (oldest first), or with its own base arm (duet)."""
+    """Compare ``current`` with ``baseline`` runs (oldest first), or with its own base arm (duet).
+
+    ``run_noise``: single mode's run-to-run noise per latency metric, learned from the store
+    (``analysis.noise``); a metric without it assumes ``settings.run_noise_percent``."""
+    run_noise = run_noise or {}
     duet = current.base
     mode: Mode = "duet" if duet else "history" if len(baseline) >= 3 else "single" if baseline else "none"
     if duet:
@@ -156,7 +164,9 @@ def compare_runs(
     for name in names:
         before = befores[name]
         histories[name] = [s.p95_ms for s in before if s.p95_ms is not None] if not duet else []
-        tests += _endpoint_tests(current, baseline, name, before, mode=mode, settings=settings, rng=rng, cuts=cuts)
+        tests += _endpoint_tests(
+            current, baseline, name, before, mode=mode, settings=settings, rng=rng, cuts=cuts, run_noise=run_noise
+        )
     adjusted = _adjusted(tests)
     reasons = current.meta.unreliable_reasons
     results: dict[str, dict[str, MetricComparison]] = {name: {} for name in names}
@@ -176,7 +186,7 @@ def compare_runs(
         results[AGGREGATE][capacity.metric] = MetricComparison(**capacity.model_dump())
     return ComparisonReport(
         mode=mode,
-        mode_note=_mode_note(mode, len(baseline), settings, nets),
+        mode_note=_mode_note(mode, len(baseline), settings, nets, run_noise),
         change_point_note=cuts.note(),
         baseline_runs=1 if duet else len(baseline),
         matched_on=matched_on,
@@ -203,6 +213,7 @@ def _endpoint_tests(
     settings: Comparison,
     rng: np.random.Generator,
     cuts: changepoints.Cuts,
+    run_noise: Mapping[str, window_tests.RunNoise],
 ) -> list[_Test]:
     """One test per metric of one endpoint (or the aggregate), before the report-wide adjustment."""
     now = _stats(current.aggregate, current.endpoints, name)
@@ -243,13 +254,32 @@ def _endpoint_tests(
             tests.append(_Test(name, metric, shown.model_copy(update={"note": sparse}), None, "skip"))
         else:
             net = cuts.nets.get((name, metric))
-            estimate = _estimate(metric, mode, now, kept, windows, settings=settings, rng=rng, net=net)
+            estimate = _estimate(
+                metric, mode, now, kept, windows, settings=settings, rng=rng, net=net, noise=run_noise.get(metric)
+            )
             tests.append(_Test(name, metric, shown, estimate))
     return tests
 
 
-def _mode_note(mode: Mode, runs: int, settings: Comparison, nets: Mapping[tuple[str, str], history.NetHistory]) -> str:
-    note = MODE_NOTES[mode].format(n=runs, noise=settings.run_noise_percent)
+def _mode_note(
+    mode: Mode,
+    runs: int,
+    settings: Comparison,
+    nets: Mapping[tuple[str, str], history.NetHistory],
+    run_noise: Mapping[str, window_tests.RunNoise],
+) -> str:
+    learned = run_noise.get("p95")
+    noise = (
+        MODE_NOTES["noise_learned"].format(
+            percent=100 * math.expm1(math.sqrt(learned.variance)),
+            runs=learned.runs,
+            histories=learned.histories,
+            ies="y" if learned.histories == 1 else "ies",
+        )
+        if learned
+        else MODE_NOTES["noise_assumed"].format(percent=settings.run_noise_percent)
+    )
+    note = MODE_NOTES[mode].format(n=runs, noise=noise)
     shift = history.shared_shift_percent({name: net for (name, metric), net in nets.items() if metric == "p95"})
     return note + MODE_NOTES["shared"].format(shift=shift) if shift is not None else note
 
@@ -352,6 +382,7 @@ def _estimate(
     settings: Comparison,
     rng: np.random.Generator,
     net: history.NetHistory | None = None,
+    noise: window_tests.RunNoise | None = None,
 ) -> stats.Estimate | None:
     current_windows, base_windows = windows
     alpha, power = settings.q, settings.power
@@ -381,8 +412,9 @@ def _estimate(
     resampling = window_tests.Resampling(alpha, power, settings.bootstrap, rng)
     if mode == "duet":
         return window_tests.paired_test(pair, resampling)
-    run_variance = math.log1p(settings.run_noise_percent / 100) ** 2 * (1 + 1 / len(before))
-    return window_tests.windows_test(pair, resampling, run_variance=run_variance)
+    noise = noise or window_tests.RunNoise(math.log1p(settings.run_noise_percent / 100) ** 2, math.inf)
+    run_variance = noise.variance * (1 + 1 / len(before))  # this run's offset and the baseline's mean
+    return window_tests.windows_test(pair, resampling, run_variance=run_variance, run_df=noise.df)
 
 
 def _label(run: RunResult) -> str:

@@ -23,13 +23,14 @@ simulated error rates; in short:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Literal
 
 from ci_perf.analysis import stats
 from ci_perf.analysis.capacity import CAPACITY, below_floor
 from ci_perf.analysis.compare import ComparisonReport, EndpointComparison, MetricComparison, compare_runs
+from ci_perf.analysis.windows import RunNoise
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
 from ci_perf.results import AGGREGATE, RunResult
@@ -122,9 +123,14 @@ def confirm_reruns(
     baseline: Sequence[RunResult],
     settings: Comparison,
     matched_on: Literal["scenario", "load"] = "scenario",
+    run_noise: Mapping[str, RunNoise] | None = None,
 ) -> tuple[ComparisonReport, Confirmation]:
-    """Compare each re-run with the same baseline (duet: its own base arm) and decide the candidates."""
-    others = [compare_runs(run, baseline, settings=settings, matched_on=matched_on) for run in reruns]
+    """Compare each re-run with the same baseline (duet: its own base arm) and decide the candidates.
+
+    ``run_noise``: single mode's learned run-to-run noise, as for the first run (``compare_runs``)."""
+    others = [
+        compare_runs(run, baseline, settings=settings, matched_on=matched_on, run_noise=run_noise) for run in reruns
+    ]
     duet = current.base is not None
     runs = [
         ConfirmRun(

@@ -16,6 +16,7 @@ from typing import Literal
 from ci_perf.analysis.budget import LOCUSTFILE, BudgetCheck, BudgetReport, check_budget
 from ci_perf.analysis.compare import METRICS, ComparisonReport, EndpointComparison, MetricComparison, compare_runs
 from ci_perf.analysis.confirm import Confirmation, confirm_reruns
+from ci_perf.analysis.noise import learn_run_noise
 from ci_perf.analysis.server import ServerReport, server_report
 from ci_perf.config import Comparison, Gate
 from ci_perf.errors import EXIT_ENVIRONMENT, EXIT_GATE_FAILED, EXIT_PASS
@@ -36,6 +37,10 @@ from ci_perf.results import (
 )
 
 NO_BASELINE = "no baseline yet"
+SINGLE_WARNS = (
+    "{regressions} against a single baseline (1-2 runs) warn only and do not fail the check: record 3 or more "
+    "baseline runs, or set comparison.gate_on_single_baseline: true to make them gate"
+)
 
 
 class Unmatched(Frozen):
@@ -95,7 +100,8 @@ class Report(Frozen):
             return "fail"
         if self.unmatched_baseline:
             return "inconclusive"
-        gated = any(_gates(self.budget, self.comparison, meta=self.meta, fail_on=self.comparison_settings.fail_on))
+        fail_on = gating_fail_on(self.comparison_settings, self.comparison)
+        gated = any(_gates(self.budget, self.comparison, meta=self.meta, fail_on=fail_on))
         return "pass" if self.meta.reliable and gated else "inconclusive"
 
     @property
@@ -142,7 +148,7 @@ def build_report(
 
     rows = [row(name, stats, errors) for name, stats, errors in endpoint_stats]
     aggregate_row = row(AGGREGATE, aggregate, [])
-    fail_on, baseline_branch = settings.fail_on, settings.baseline_branch
+    fail_on, baseline_branch = gating_fail_on(settings, comparison), settings.baseline_branch
     regressions = comparison.with_verdict("regression") if comparison else []
     reasons = []
     if "regression" in fail_on and regressions:
@@ -150,6 +156,7 @@ def build_report(
     if "budget" in fail_on and budget.violations:
         reasons.append(plural(len(budget.violations), "budget violation"))
     notes = _notes(meta=meta, budget=budget, comparison=comparison, baseline_branch=baseline_branch)
+    notes += _warned_only(regressions, settings=settings, fail_on=fail_on)
     status: Literal["pass", "fail"] = "fail" if reasons else "pass"
     return Report(
         status=status,
@@ -172,6 +179,23 @@ def build_report(
         capacity=capacity,
         open_model=open_model,
     )
+
+
+def _warned_only(
+    regressions: Sequence[tuple[str, MetricComparison]], *, settings: Comparison, fail_on: Sequence[str]
+) -> list[str]:
+    """The note on regressions that ``gating_fail_on`` keeps from failing the check."""
+    if regressions and "regression" in settings.fail_on and "regression" not in fail_on:
+        return [SINGLE_WARNS.format(regressions=plural(len(regressions), "regression"))]
+    return []
+
+
+def gating_fail_on(settings: Comparison, comparison: ComparisonReport | None) -> list[str]:
+    """``comparison.fail_on``, less ``regression`` against a single baseline (1-2 runs) unless
+    ``comparison.gate_on_single_baseline``: a baseline of one run cannot show this scenario's run-to-run
+    noise, so its regressions warn (the report names them) and do not fail the check."""
+    single = comparison is not None and comparison.mode == "single" and not settings.gate_on_single_baseline
+    return [reason for reason in settings.fail_on if not (single and reason == "regression")]
 
 
 def describe_change(endpoint: str, metric: MetricComparison) -> str:
@@ -297,6 +321,8 @@ def _ungated_because(
         why.append("no data for the budget rules")
     if comparison is None or comparison.mode == "none":
         why.append("no baseline yet")
+    elif "regression" not in fail_on and comparison.mode == "single":
+        why.append("regressions against 1-2 baseline runs warn only (comparison.gate_on_single_baseline)")
     elif "regression" not in fail_on:
         why.append("regressions are not in comparison.fail_on")
     elif not meta.reliable:
@@ -353,11 +379,20 @@ def judge(
     ``reruns``: the load run again to confirm candidate regressions (``analysis.confirm``); only confirmed
     ones are regressions. The budget is judged on ``result`` alone.
     """
-    comparison = compare_runs(result, history.runs, settings=gate.comparison, matched_on=history.matched_on)
+    noise = learn_run_noise(history.others)  # single mode's run-to-run noise, from the store
+    comparison = compare_runs(
+        result, history.runs, settings=gate.comparison, matched_on=history.matched_on, run_noise=noise
+    )
     confirmation = None
     if reruns:
         comparison, confirmation = confirm_reruns(
-            comparison, result, reruns, baseline=history.runs, settings=gate.comparison, matched_on=history.matched_on
+            comparison,
+            result,
+            reruns,
+            baseline=history.runs,
+            settings=gate.comparison,
+            matched_on=history.matched_on,
+            run_noise=noise,
         )
     budget = check_budget(gate.performance_budget, result, gate.server_metrics)
     report = build_report(

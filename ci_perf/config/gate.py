@@ -89,9 +89,21 @@ class Comparison(Strict):
     q: float = Field(default=0.01, gt=0, lt=1, description="false discovery rate (Benjamini-Hochberg)")
     power: float = Field(default=0.8, gt=0, lt=1, description="power at which the MDE is computed")
     run_noise_percent: float = Field(
-        default=3.0, ge=0, description="run-to-run noise assumed when fewer than 3 baseline runs can show it"
+        default=3.0,
+        ge=0,
+        description=(
+            "run-to-run noise assumed with 1-2 baseline runs when the store holds no history of 3 or more runs to "
+            "learn it from"
+        ),
     )
-    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="resamples for the interval")
+    gate_on_single_baseline: bool = Field(
+        default=False,
+        description=(
+            "with only 1-2 baseline runs (single mode), regressions fail the check too; by default they warn only, "
+            "since one run cannot show this scenario's run-to-run noise"
+        ),
+    )
+    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="resamples for the duet interval")
     seed: int = Field(default=0, description="seed of the resampling: same input, same report")
     confirm_runs: int = Field(
         default=2,

@@ -16,6 +16,10 @@ from typing import Protocol
 from ci_perf.models import Frozen
 from ci_perf.results import History, MatchedOn, RunResult
 
+NOISE_MIN_RUNS = 3  # a history shows run-to-run noise from this many runs (as history mode)
+NOISE_HISTORIES = 4
+NOISE_RUNS_EACH = 5
+
 
 class IndexEntry(Frozen):
     """One recorded run, as listed in a store's index."""
@@ -77,6 +81,27 @@ def select_history(
             same = same[: anchored[-1] + 1]
             anchor = prefer_sha
     return Selection(entries=same[-limit:], matched_on=matched_on, anchor_sha=anchor)
+
+
+def select_noise_histories(
+    entries: Sequence[IndexEntry], *, branch: str, chosen: Sequence[IndexEntry]
+) -> list[list[IndexEntry]]:
+    """The stored histories single mode learns its run-to-run noise from (pure; ``analysis.noise``).
+
+    Only when ``chosen`` (the baseline) has 1-2 runs: then the scenarios on ``branch`` with
+    ``NOISE_MIN_RUNS`` runs or more, the ``NOISE_HISTORIES`` most recently run, the last
+    ``NOISE_RUNS_EACH`` runs of each, this run's own scenario included when it has that many (a short
+    ``comparison.history``), never the baseline's own runs: at most 20 files are read.
+    """
+    if not 1 <= len(chosen) <= 2:
+        return []
+    skip = {e.file for e in chosen}
+    groups: dict[str, list[IndexEntry]] = {}
+    for entry in sorted(entries, key=lambda e: e.ended_at):
+        if entry.branch == branch and entry.file not in skip:
+            groups.setdefault(entry.scenario_key, []).append(entry)
+    usable = [runs[-NOISE_RUNS_EACH:] for runs in groups.values() if len(runs) >= NOISE_MIN_RUNS]
+    return sorted(usable, key=lambda runs: runs[-1].ended_at)[-NOISE_HISTORIES:]
 
 
 def run_file_name(result: RunResult) -> str:

@@ -35,7 +35,7 @@ from ci_perf.errors import GitHubError, InputError
 from ci_perf.github.gateway import GitHubGateway, Tree
 from ci_perf.models import Frozen
 from ci_perf.results import History, RunResult, parse_result
-from ci_perf.store import IndexEntry, index_entry, run_file_name, select_history
+from ci_perf.store import IndexEntry, index_entry, run_file_name, select_history, select_noise_histories
 
 INDEX = "index.json"
 MAX_ATTEMPTS = 8
@@ -117,22 +117,29 @@ class DataBranchStore:
         if tip is None:
             return History()
         tree = self.gateway.tree_of(tip)
+        entries = self._index(tree).runs
         chosen = select_history(
-            self._index(tree).runs,
+            entries,
             scenario_key=scenario_key,
             load_key=load_key,
             branch=branch,
             limit=limit,
             prefer_sha=prefer_sha,
         )
+        runs = self._load(tree, chosen.entries)
+        noise = select_noise_histories(entries, branch=branch, chosen=chosen.entries)  # one blob per run, ≤ 20
+        others = [loaded for loaded in (self._load(tree, group) for group in noise) if loaded]
+        return History(runs=runs, matched_on=chosen.matched_on, anchor_sha=chosen.anchor_sha, others=others)
+
+    def _load(self, tree: Tree, entries: list[IndexEntry]) -> list[RunResult]:
         runs = []
-        for entry in chosen.entries:
+        for entry in entries:
             blob = tree.files.get(entry.file)
             if blob is None:
                 continue
             source = f"{self.branch}:{entry.file}"
             runs.append(parse_result(self.gateway.read_blob(blob).decode("utf-8", errors="replace"), source=source))
-        return History(runs=runs, matched_on=chosen.matched_on, anchor_sha=chosen.anchor_sha)
+        return runs
 
     def _changes(self, tree: Tree | None, entry: IndexEntry, content: bytes) -> tuple[dict[str, bytes | None], bool]:
         """The files of the record's commit (``None`` deletes), and whether it replaces a run of the same commit."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ci_perf.errors import InputError
 from ci_perf.results import History, RunResult, load_result, save_result
-from ci_perf.store import IndexEntry, index_entry, run_file_name, select_history
+from ci_perf.store import IndexEntry, index_entry, run_file_name, select_history, select_noise_histories
 
 
 class LocalStore:
@@ -52,13 +52,19 @@ class LocalStore:
     def history(
         self, *, scenario_key: str, load_key: str, branch: str, limit: int, prefer_sha: str | None = None
     ) -> History:
+        entries = self.entries()
         chosen = select_history(
-            self.entries(),
+            entries,
             scenario_key=scenario_key,
             load_key=load_key,
             branch=branch,
             limit=limit,
             prefer_sha=prefer_sha,
         )
-        runs = [load_result(self.root / e.file) for e in chosen.entries if (self.root / e.file).is_file()]
-        return History(runs=runs, matched_on=chosen.matched_on, anchor_sha=chosen.anchor_sha)
+        runs = self._load(chosen.entries)
+        noise = select_noise_histories(entries, branch=branch, chosen=chosen.entries)
+        others = [loaded for loaded in (self._load(group) for group in noise) if loaded]
+        return History(runs=runs, matched_on=chosen.matched_on, anchor_sha=chosen.anchor_sha, others=others)
+
+    def _load(self, entries: list[IndexEntry]) -> list[RunResult]:
+        return [load_result(self.root / e.file) for e in entries if (self.root / e.file).is_file()]
