@@ -256,14 +256,14 @@ def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
 
     Effect: the whole-run log ratio. Its standard error: the spread of a stationary block bootstrap
     that draws the same windows for both arms, so that the noise the arms share (the runner, the
-    network, the moment) cancels in every resample; p-values and the 95 % interval come from the same
-    pivot, effect / se, normal (docs/STATISTICS.md: held up in simulation, and a t on the batches'
-    degrees of freedom would cost duet a sixth of its power at +10 %). The bootstrap's block length
-    is at least one batch and follows the lag-1 autocorrelation of the paired batches: windows are
-    grouped into batches (a quantile q from about 2 / (1 − q) requests per arm: each user's twin runs
-    the same code with the same random draws against the base, in lockstep, so the arms are
-    exchangeable when nothing changed), each gives d = log(head statistic) − log(base statistic);
-    fewer than 4 batches is not enough data. The se is at least the quantisation error of two sketches.
+    network, the moment) cancels in every resample. p-values and the 95 % interval come from the same
+    pivot, t = effect / se, on the paired batches' degrees of freedom n_eff − 1 (a z on the bootstrap's
+    se gave 2 % of A/A tests p < 0.01, docs/benchmarks.md). Batches: windows grouped so that a quantile
+    q has about 2 / (1 − q) requests per arm (each user's twin runs the same code with the same random
+    draws against the base, in lockstep, so the arms are exchangeable when nothing changed), each
+    giving d = log(head statistic) − log(base statistic); d's lag-1 autocorrelation ρ sets the
+    bootstrap's block length (at least one batch) and n_eff = batches · (1 − ρ)/(1 + ρ); fewer than 4
+    batches is not enough data. The se is at least the quantisation error of two sketches.
     """
     base, current, values, statistic = pair
     size = max(
@@ -295,7 +295,7 @@ def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
     if len(finite) < test.replicates // 2:
         return None
     se = max(float(np.std(finite, ddof=1)), QUANTISATION_SD * math.sqrt(2 / len(d)))
-    return _pivot(effect, se, math.inf, test)
+    return _pivot(effect, se, max(len(d) * (1 - rho) / (1 + rho) - 1, 1.0), test)
 
 
 class RunNoise(NamedTuple):
