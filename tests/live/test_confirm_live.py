@@ -44,9 +44,6 @@ comparison: {{confirm_runs: 1, baseline_target: {base}}}
 performance_budget: {{default_error_rate_percent: null}}
 """
 FAST, SLOW = {ROUTE: {"latency_ms": 10, "jitter_ms": 0.5, "queries": 0}}, {ROUTE: {"latency_ms": 40.0}}
-# the re-run of a slowdown it does not repeat: the head is faster than the base this time, by enough that every
-# judged test of the re-run (p95 included, on a busy machine) reads better, not worse; the base keeps the pace
-FASTER = {ROUTE: {"latency_ms": 3.0}}
 
 
 @pytest.fixture
@@ -104,19 +101,22 @@ def test_a_slowdown_the_re_run_repeats_fails_the_gate_with_both_runs_on_disk(
 def test_a_slowdown_the_re_run_does_not_repeat_is_not_confirmed_and_passes(
     tmp_path: Path, services: tuple[DemoService, DemoService]
 ) -> None:
-    """The first run finds the head four times slower; in the re-run it is faster than the base.
+    """The first run finds the head four times slower than the base; the re-run finds the reverse.
 
-    The re-run lands clearly on the other side on purpose: with nothing changed, whether a re-run leans worse is a
-    coin flip (the reason then reads otherwise), and how often its noise alone passes the replication step is the
-    rule's false-alarm rate, a simulated figure (docs/benchmarks.md, "Confirm before blocking") that one live run
-    cannot check. An A/A re-run here failed 3 of 5 clean-clone runs that way.
+    The re-run mirrors the first run on purpose. With nothing changed, whether a re-run leans worse is a coin flip
+    (the reason then reads otherwise), and how often its noise alone passes the replication step is the rule's
+    false-alarm rate, a simulated figure (docs/benchmarks.md, "Confirm before blocking") that one live run cannot
+    check: an A/A re-run here failed 3 of 5 clean-clone runs. And the gap is 30 ms, not a few: a starved load
+    generator wakes up late for both arms alike and hides a small one (a head 7 ms faster than its base read
+    15.4 ms at p50 as the base did, at load 8 on 2 cores).
     """
     config = _config(tmp_path, services)
-    head = services[1]
+    base, head = services
     out = tmp_path / "out"
     head.set_knobs(SLOW)
     first = _measure(config, out, tmp_path)
-    head.set_knobs(FASTER)  # the slowdown was a passing fluke
+    head.set_knobs(FAST)  # the slowdown was a passing fluke
+    base.set_knobs(SLOW)
     history = baseline_history(LocalStore(tmp_path / "store"), first, config.gate.comparison)
 
     def rerun(index: int) -> RunResult:  # as run_pipeline re-runs: into confirm-i/, with the arm order of re-run i
@@ -129,13 +129,11 @@ def test_a_slowdown_the_re_run_does_not_repeat_is_not_confirmed_and_passes(
     confirmation = judgement.report.confirmation
     assert confirmation is not None
     assert [run.order for run in confirmation.runs] == ["a coin flip per pair", "base first"]
-    # p50 is always a candidate (p95 and the mean too, unless a busy machine blurs the first run's)
-    assert (ROUTE, "p50") in {(t.endpoint, t.metric) for t in confirmation.tests}
+    assert confirmation.tests  # the candidates: p50, p95 and the mean, unless a busy machine blurs one
     for test in confirmation.tests:  # worse by far in the first run, better in the re-run: none confirmed
         first_run, rerun_1 = test.runs
         assert (first_run.effect or 0) > 30, test
-        if rerun_1.effect is not None or test.metric == "p50":  # a busy machine may leave a p95 too few requests
-            assert (rerun_1.effect or 0) < 0, test
+        assert (rerun_1.effect or 0) < 0, test
         assert (test.confirmed, test.why) == (False, "not confirmed: re-run 1 did not get worse"), test
     assert "not confirmed\\: re-run 1 did not get worse" in markdown
 
