@@ -257,7 +257,7 @@ def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
     Effect: the whole-run log ratio. Its standard error: the spread of a stationary block bootstrap
     that draws the same windows for both arms, so that the noise the arms share (the runner, the
     network, the moment) cancels in every resample. p-values and the 95 % interval come from the same
-    pivot, t = effect / se, on the paired batches' degrees of freedom n_eff − 1 (a z on the bootstrap's
+    pivot, t = effect / se, on the paired batches' degrees of freedom n_eff − 1, at least 3 (a z on the bootstrap's
     se gave 2 % of A/A tests p < 0.01, docs/benchmarks.md). Batches: windows grouped so that a quantile
     q has about 2 / (1 − q) requests per arm (each user's twin runs the same code with the same random
     draws against the base, in lockstep, so the arms are exchangeable when nothing changed), each
@@ -295,7 +295,9 @@ def paired_test(pair: WindowPair, test: Resampling) -> Estimate | None:
     if len(finite) < test.replicates // 2:
         return None
     se = max(float(np.std(finite, ddof=1)), QUANTISATION_SD * math.sqrt(2 / len(d)))
-    return _pivot(effect, se, max(len(d) * (1 - rho) / (1 + rho) - 1, 1.0), test)
+    # at least 3 degrees of freedom: a few batches of a large change can show ρ near its cap (a t on 1 df
+    # turned +200 % into [-56 %, +1929 %]); the bootstrap's blocks carry the autocorrelation in se itself
+    return _pivot(effect, se, max(len(d) * (1 - rho) / (1 + rho) - 1, MIN_BATCHES - 1.0), test)
 
 
 class RunNoise(NamedTuple):
