@@ -86,6 +86,8 @@ class MetricComparison(Frozen):
     p_value: float | None = None
     p_adjusted: float | None = None
     mde: float | None = None  # same scale as effect
+    se: float | None = None  # the test's standard error on its pivot's scale (log ratio, or points)
+    df: float | None = None  # its degrees of freedom; None: a normal pivot
     note: str = ""
 
 

@@ -88,10 +88,11 @@ class Confirmation(Frozen):
 
 
 class _Pivot(Frozen):
-    """A test's evidence on one run, on the log scale (points for error rates): d and its se."""
+    """A test's evidence on one run, on the log scale (points for error rates): d, its se and their df."""
 
     d: float
     se: float
+    df: float = math.inf
 
 
 def rerun_path(index: int) -> str:
@@ -164,7 +165,7 @@ def candidates(
     # R runs like this one, pooled as ``_pooled`` pools them (history: the baseline's share of se² stays whole)
     shared = [1 / (m.baseline_runs + 1) if report.mode == "history" else 0.0 for _, m in tests]
     boosted = [
-        _p_worse(p.d / (p.se * math.sqrt((1 - c) / runs + c))) if p else 1.0
+        _p_worse(p.d / (p.se * math.sqrt((1 - c) / runs + c)), _repeated_df(p.df, runs, c)) if p else 1.0
         for p, c in zip(pivots, shared, strict=True)
     ]
     found = []
@@ -212,12 +213,26 @@ def confirm(
 
 
 def _pivot(metric: MetricComparison) -> _Pivot | None:
-    """d and se of one run's test: the effect, and the se its 95 % interval implies (normal)."""
-    if metric.effect is None or metric.ci_low is None or metric.ci_high is None:
+    """d, se and df of one run's test: the effect and the test's own se and df (a duet interval can be a t
+    on 3 df: an se read off its width as if normal would be 1.6× too wide); reports written before the
+    se was kept: the se its 95 % interval implies (normal)."""
+    if metric.effect is None:
+        return None
+    d = _to_log(metric.scale, metric.effect)
+    if metric.se is not None:
+        return _Pivot(d=d, se=metric.se, df=math.inf if metric.df is None else metric.df) if metric.se > 0 else None
+    if metric.ci_low is None or metric.ci_high is None:
         return None
     low, high = _to_log(metric.scale, metric.ci_low), _to_log(metric.scale, metric.ci_high)
     se = (high - low) / (2 * _Z95)
-    return _Pivot(d=_to_log(metric.scale, metric.effect), se=se) if se > 0 else None
+    return _Pivot(d=d, se=se) if se > 0 else None
+
+
+def _repeated_df(df: float, runs: int, shared: float) -> float:
+    """Welch-Satterthwaite df of ``runs`` runs like one on ``df``, pooled, where a fraction ``shared`` of
+    each run's se² is the baseline's and common to all (history mode): R·df with nothing shared, df with all."""
+    own = 1 - shared
+    return df * (own / runs + shared) ** 2 / (own**2 / runs**3 + shared**2)
 
 
 def _to_log(scale: str, value: float) -> float:
@@ -228,8 +243,8 @@ def _from_log(scale: str, value: float) -> float:
     return value if scale == "points" else 100 * math.expm1(value)
 
 
-def _p_worse(z: float) -> float:
-    return max(_TINY_P, 1 - _NORMAL.cdf(z))
+def _p_worse(t: float, df: float) -> float:
+    return max(_TINY_P, stats.one_sided(t, df)[0])
 
 
 def _clears(metric: MetricComparison, d: float, settings: Comparison) -> bool:
@@ -258,7 +273,7 @@ def _pooled_family(reports: Sequence[ComparisonReport]) -> dict[tuple[str, str],
                 continue
             key = (endpoint.endpoint, metric.metric)
             pooled = _pooled(reports, key)
-            family[key] = (pooled, _p_worse(pooled.d / pooled.se) if pooled else 1.0)
+            family[key] = (pooled, _p_worse(pooled.d / pooled.se, pooled.df) if pooled else 1.0)
     return family
 
 
@@ -278,8 +293,11 @@ def _pooled(reports: Sequence[ComparisonReport], key: tuple[str, str]) -> _Pivot
     weights = [1 / p.se**2 for p in pivots]
     total = sum(weights)
     d = sum(w * p.d for w, p in zip(weights, pivots, strict=True)) / total
-    own = sum(w**2 * max(p.se**2 - shared, 0.0) for w, p in zip(weights, pivots, strict=True)) / total**2
-    return _Pivot(d=d, se=math.sqrt(own + shared))
+    parts = [(w**2 * max(p.se**2 - shared, 0.0) / total**2, p.df) for w, p in zip(weights, pivots, strict=True)]
+    parts.append((shared, min(p.df for p in pivots)))  # the baseline's share, on the baseline's df
+    variance = sum(v for v, _ in parts)
+    spread = sum(v**2 / df for v, df in parts if v > 0)  # Welch-Satterthwaite
+    return _Pivot(d=d, se=math.sqrt(variance), df=variance**2 / spread if spread > 0 else math.inf)
 
 
 def _replicated(
@@ -289,7 +307,7 @@ def _replicated(
     candidates) and the pooled effect (−∞ without one). The first run was chosen for looking worse, so it
     cannot vouch for itself: pooled with it, re-runs that merely lean the same way would confirm a fluke."""
     pivots = {key: _pooled(reruns, key) for key in keys}
-    p = [_p_worse(pivot.d / pivot.se) if pivot else 1.0 for pivot in pivots.values()]
+    p = [_p_worse(pivot.d / pivot.se, pivot.df) if pivot else 1.0 for pivot in pivots.values()]
     effects = [pivot.d if pivot else -math.inf for pivot in pivots.values()]
     return {key: (q, d) for key, q, d in zip(pivots, stats.benjamini_hochberg(p), effects, strict=True)}
 
@@ -327,8 +345,8 @@ def _decision(
     test = test.model_copy(
         update={
             "effect": _from_log(scale, pivot.d),
-            "ci_low": _from_log(scale, pivot.d - _Z95 * pivot.se),
-            "ci_high": _from_log(scale, pivot.d + _Z95 * pivot.se),
+            "ci_low": _from_log(scale, pivot.d - stats.t_quantile(0.975, pivot.df) * pivot.se),
+            "ci_high": _from_log(scale, pivot.d + stats.t_quantile(0.975, pivot.df) * pivot.se),
             "p_value": p,
             "p_adjusted": p_adjusted,
         }

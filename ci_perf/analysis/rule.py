@@ -93,6 +93,8 @@ def decide(
         "p_value": estimate.p_up if increased else estimate.p_down,
         "p_adjusted": up if increased else down,
         "mde": scale(rule.mde),
+        "se": estimate.se,  # what confirm runs pool (analysis.confirm): the interval may be a t on few df
+        "df": estimate.df if math.isfinite(estimate.df) else None,
     }
     if unreliable and (rule.worse or rule.better):
         update |= {"verdict": "inconclusive", "note": "the run was unreliable: " + "; ".join(unreliable)}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
-from ci_perf.analysis.compare import compare_runs
-from ci_perf.analysis.confirm import candidates, confirm_reruns, rerun_path, wants_reruns
+from ci_perf.analysis import stats
+from ci_perf.analysis.compare import ComparisonReport, EndpointComparison, MetricComparison, compare_runs
+from ci_perf.analysis.confirm import ConfirmRun, candidates, confirm, confirm_reruns, rerun_path, wants_reruns
 from ci_perf.analysis.judge import judge
 from ci_perf.config import Comparison, Gate, PerformanceBudget
 from ci_perf.errors import InputError
@@ -203,3 +205,42 @@ def test_duet_re_runs_alternate_which_arm_of_each_pair_starts_first() -> None:
 def test_confirm_runs_is_bounded(value: int) -> None:
     with pytest.raises(ValueError, match="confirm_runs"):
         Comparison(confirm_runs=value)
+
+
+def _duet_report(effect: float, *, se: float, df: float) -> ComparisonReport:
+    metric = MetricComparison(
+        metric="p95",
+        baseline=40.0,
+        current=40.0 * (1 + effect / 100),
+        delta_percent=effect,
+        baseline_runs=1,
+        verdict="inconclusive",
+        effect=effect,
+        ci_low=100 * math.expm1(math.log1p(effect / 100) - stats.t_quantile(0.975, df) * se),
+        ci_high=100 * math.expm1(math.log1p(effect / 100) + stats.t_quantile(0.975, df) * se),
+        p_value=stats.one_sided(math.log1p(effect / 100) / se, df)[0],
+        se=se,
+        df=df,
+    )
+    endpoint = EndpointComparison(endpoint="GET /x", metrics={"p95": metric}, p95_history=[])
+    return ComparisonReport(
+        mode="duet", mode_note="", baseline_runs=1, matched_on="scenario", endpoints=[endpoint], history=[]
+    )
+
+
+def test_duet_runs_on_few_degrees_of_freedom_pool_their_own_se_not_one_read_off_a_t_interval() -> None:
+    """Three duet runs at +12 %, each a t on 3 df (its interval 3.18 se wide each side): pooled, the se is
+    se / √3 on about 9 df. Read off the intervals as if normal, each se would be 1.6× too large."""
+    se, df = 0.03, 3.0
+    reports = [_duet_report(12.0, se=se, df=df) for _ in range(3)]
+    runs = [
+        ConfirmRun(label=label, result_path="r.json", reliable=True, unreliable_reasons=[], order="")
+        for label in ("run 1", "re-run 1", "re-run 2")
+    ]
+    _, confirmation = confirm(reports[0], reports[1:], settings=SETTINGS, runs=runs)
+    (test,) = confirmation.tests
+    assert test.confirmed
+    assert test.ci_low is not None
+    assert test.ci_high is not None
+    half_width = (math.log1p(test.ci_high / 100) - math.log1p(test.ci_low / 100)) / 2
+    assert half_width == pytest.approx(stats.t_quantile(0.975, 3 * df) * se / math.sqrt(3), rel=1e-6)
