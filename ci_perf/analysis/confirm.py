@@ -13,8 +13,8 @@ simulated error rates; in short:
 * **confirmed**: every run moved the same way (worse); the re-runs alone, pooled, meet the rule on
   their own (one-sided p < ``comparison.q``, adjusted over the candidates, and an estimate beyond the
   minimum effect); and the inverse-variance pooled estimate of all R runs — each run's log effect d_i
-  with se_i from its 95 % interval — is significant after the same report-wide adjustment and lies
-  beyond the minimum effect (and ``min_abs_ms``), the verdict rule of ``analysis.rule``.
+  with its test's se_i and df, a t on the Welch-Satterthwaite df — is significant after the same
+  report-wide adjustment and lies beyond the minimum effect (and ``min_abs_ms``), the verdict rule of ``analysis.rule``.
   A capacity drop is confirmed when every run broke below every baseline run.
 * anything else is ``inconclusive``, showing each run's numbers. Budget checks are deterministic
   limits on the first run and are never re-run-confirmed.
