@@ -80,6 +80,11 @@ bench-rates: $(BIN)/ci-perf
 bench-confirm: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_confirm.py
 
+# Single and duet modes: one pivot, run noise learned from the store, simulated (issue 13, items 2 and 7)
+.PHONY: bench-single
+bench-single: $(BIN)/ci-perf
+	$(BIN)/python benchmarks/bench_single.py
+
 bench-detect-live: $(BIN)/ci-perf
 	$(BIN)/python benchmarks/bench_detect_live.py
 
