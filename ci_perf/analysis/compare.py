@@ -24,7 +24,7 @@ from ci_perf.analysis import windows as window_tests
 from ci_perf.analysis.capacity import capacity_test
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
-from ci_perf.results import AGGREGATE, EndpointResult, EndpointWindow, RunResult, Stats, is_measured
+from ci_perf.results import AGGREGATE, ArmResult, EndpointResult, EndpointWindow, RunResult, Stats, is_measured
 
 # metric → the Stats field compared (labels and units in results.MEASURES)
 METRICS: dict[str, str] = {
@@ -202,7 +202,7 @@ def compare_runs(
 def _baseline_stats(current: RunResult, baseline: Sequence[RunResult], name: str) -> list[Stats]:
     """The endpoint's stats in each baseline run, or in the run's own base arm (duet)."""
     runs = [current.base] if current.base else baseline
-    return [s for s in (_stats(run.aggregate, run.endpoints, name) for run in runs) if s is not None]
+    return [s for s in (stats_of(run, name) for run in runs) if s is not None]
 
 
 def _endpoint_tests(
@@ -218,7 +218,7 @@ def _endpoint_tests(
     run_noise: Mapping[str, window_tests.RunNoise],
 ) -> list[_Test]:
     """One test per metric of one endpoint (or the aggregate), before the report-wide adjustment."""
-    now = _stats(current.aggregate, current.endpoints, name)
+    now = stats_of(current, name)
     measured_from = current.meta.measured_from
     # windows are tested in single-baseline and duet modes; history mode judges run-level values (but for
     # the error rate, whose over-dispersion the current run's windows show too)
@@ -317,8 +317,8 @@ def _net_histories(
         field = METRICS[metric]
         values: dict[str, tuple[list[float | None], float | None]] = {}
         for name in endpoints:
-            now = _stats(current.aggregate, current.endpoints, name)
-            before = [_stats(run.aggregate, run.endpoints, name) for run in baseline]
+            now = stats_of(current, name)
+            before = [stats_of(run, name) for run in baseline]
             values[name] = ([getattr(s, field) if s else None for s in before], getattr(now, field) if now else None)
         nets |= {(name, metric): net for name, net in history.net_of_shared_offset(values).items()}
     return nets
@@ -335,10 +335,11 @@ def _adjusted(tests: Sequence[_Test]) -> dict[int, tuple[float, float]]:
     return {id(t): (w, b) for (t, _), w, b in zip(judged, worse, better, strict=True)}
 
 
-def _stats(aggregate: Stats, endpoints: Sequence[EndpointResult], name: str) -> Stats | None:
+def stats_of(run: RunResult | ArmResult, name: str) -> Stats | None:
+    """One endpoint's stats in ``run`` or a duet base arm (``AGGREGATE``: its aggregate); None where not measured."""
     if name == AGGREGATE:
-        return aggregate
-    return next((e.stats for e in endpoints if e.name == name), None)
+        return run.aggregate
+    return next((e.stats for e in run.endpoints if e.name == name), None)
 
 
 def _measured(windows: Sequence[EndpointWindow], measured_from: float) -> list[EndpointWindow]:

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ci_perf.analysis import changepoints
-from ci_perf.analysis.compare import METRICS
+from ci_perf.analysis.compare import METRICS, stats_of
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
-from ci_perf.results import AGGREGATE, RunResult, Stats
+from ci_perf.results import AGGREGATE, RunResult
 
 WATCHED = ("p50", "p95", "p99", "mean")  # judged latency metrics (compare.METRICS names their Stats fields)
 
@@ -61,7 +61,7 @@ def _scenario_changes(runs: Sequence[RunResult], settings: Comparison) -> list[W
     names = [*sorted({e.name for run in runs for e in run.endpoints}), AGGREGATE]
     found = []
     for name in names:
-        measured = [(run, stats) for run in runs if (stats := _stats(run, name)) is not None]
+        measured = [(run, stats) for run in runs if (stats := stats_of(run, name)) is not None]
         for metric in WATCHED:
             series = [(run, value) for run, stats in measured if (value := getattr(stats, METRICS[metric])) is not None]
             logs = changepoints.latency_logs([value for _, value in series])
@@ -87,9 +87,3 @@ def _scenario_changes(runs: Sequence[RunResult], settings: Comparison) -> list[W
                     )
                 )
     return found
-
-
-def _stats(run: RunResult, name: str) -> Stats | None:
-    if name == AGGREGATE:
-        return run.aggregate
-    return next((e.stats for e in run.endpoints if e.name == name), None)
