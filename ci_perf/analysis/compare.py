@@ -38,8 +38,8 @@ METRICS: dict[str, str] = {
     "capacity": "capacity_rps",  # the aggregate of a breakpoint run only; a drop is the regression
 }
 _STATS_METRICS = {metric: field for metric, field in METRICS.items() if field in Stats.model_fields}
-# the statistic each latency metric is over windows
-_STATISTIC: dict[str, float | str] = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "mean": stats.WINSORISED_MEAN}
+# each judged latency metric → its statistic over a window's requests (a quantile, or the winsorised mean)
+STATISTIC: dict[str, float | str] = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "mean": stats.WINSORISED_MEAN}
 
 Verdict = Literal["regression", "improvement", "unchanged", "inconclusive", "no-baseline", "not-judged"]
 Mode = Literal["duet", "history", "single", "none"]
@@ -303,7 +303,7 @@ def _change_points(
 ) -> changepoints.Cuts:
     """History mode: each latency test judged against the runs since its last change point on main."""
     labels = [_label(run) for run in baseline]
-    fields = {metric: METRICS[metric] for metric in _STATISTIC}
+    fields = {metric: METRICS[metric] for metric in STATISTIC}
     return changepoints.history_cuts(befores, nets, labels=labels, fields=fields, settings=settings)
 
 
@@ -313,7 +313,7 @@ def _net_histories(
     """History mode: each latency metric's endpoint values net of each run's shared offset (``analysis.history``)."""
     nets: dict[tuple[str, str], history.NetHistory] = {}
     endpoints = [name for name in names if name != AGGREGATE]
-    for metric in _STATISTIC:
+    for metric in STATISTIC:
         field = METRICS[metric]
         values: dict[str, tuple[list[float | None], float | None]] = {}
         for name in endpoints:
@@ -411,7 +411,7 @@ def _estimate(
         [w.latency for w in base_windows], [w.latency for w in current_windows]
     )
     key_values = window_tests.key_values(offset, base_matrix.bins.shape[1])
-    pair = window_tests.WindowPair(base_matrix, current_matrix, key_values, _STATISTIC[metric])
+    pair = window_tests.WindowPair(base_matrix, current_matrix, key_values, STATISTIC[metric])
     resampling = window_tests.Resampling(alpha, power, settings.bootstrap, rng)
     if mode == "duet":
         return window_tests.paired_test(pair, resampling)

@@ -24,11 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ci_perf.analysis import stats, windows
-from ci_perf.analysis.compare import METRICS
+from ci_perf.analysis.compare import METRICS, STATISTIC
 from ci_perf.results import RunResult, is_measured
 
-# the latency metrics of single mode and their statistic over windows (as ``compare``)
-STATISTICS: dict[str, float | str] = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "mean": stats.WINSORISED_MEAN}
 MIN_RUNS = 3
 
 
@@ -39,7 +37,7 @@ def learn_run_noise(histories: Sequence[Sequence[RunResult]]) -> dict[str, windo
     """
     usable = [runs for runs in histories if len(runs) >= MIN_RUNS]
     learned: dict[str, windows.RunNoise] = {}
-    for metric, statistic in STATISTICS.items():
+    for metric, statistic in STATISTIC.items():  # the latency metrics of single mode
         parts = [part for runs in usable for part in _history_parts(runs, METRICS[metric], statistic)]
         weight = sum(d for d, _, _ in parts)
         if weight <= 0:

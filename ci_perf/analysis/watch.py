@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ci_perf.analysis import changepoints
-from ci_perf.analysis.compare import METRICS, stats_of
+from ci_perf.analysis.compare import METRICS, STATISTIC, stats_of
 from ci_perf.config import Comparison
 from ci_perf.models import Frozen
 from ci_perf.results import AGGREGATE, RunResult
-
-WATCHED = ("p50", "p95", "p99", "mean")  # judged latency metrics (compare.METRICS names their Stats fields)
 
 
 class WatchedChange(Frozen):
@@ -62,7 +60,7 @@ def _scenario_changes(runs: Sequence[RunResult], settings: Comparison) -> list[W
     found = []
     for name in names:
         measured = [(run, stats) for run in runs if (stats := stats_of(run, name)) is not None]
-        for metric in WATCHED:
+        for metric in STATISTIC:  # the judged latency metrics
             series = [(run, value) for run, stats in measured if (value := getattr(stats, METRICS[metric])) is not None]
             logs = changepoints.latency_logs([value for _, value in series])
             points = changepoints.detect(
